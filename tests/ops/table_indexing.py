@@ -1,0 +1,5 @@
+"""Op-table rows for the indexing family (see op_table.py)."""
+
+from tests.ops.op_table import A, C, OpSpec  # noqa: F401
+
+ROWS: list = []
