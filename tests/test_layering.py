@@ -13,6 +13,8 @@ LAYERS = {
     "chainrule._format": 1,
     "chainrule.tensor": 1,
     "chainrule.ops": 1,
+    "chainrule.linalg": 1,
+    "chainrule.random": 1,
     "chainrule.autograd": 2,
     "chainrule.nn": 3,
     "chainrule.func": 3,

@@ -105,3 +105,7 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     _check_matmul(input, mat2, "bmm")
     _same_dtype(input, mat2, "bmm")
     return Matmul.apply(input, mat2)
+
+
+# Tensor methods (bound in ops/__init__.py)
+METHODS = {"matmul": matmul, "mm": mm, "bmm": bmm}

@@ -187,3 +187,18 @@ def t(input):
             f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D"
         )
     return transpose(input, 0, 1) if input._data.ndim == 2 else input
+
+
+# Tensor methods (bound in ops/__init__.py)
+METHODS = {
+    "reshape": reshape,
+    "view": view,
+    "expand": expand,
+    "expand_as": expand_as,
+    "broadcast_to": broadcast_to,
+    "permute": permute,
+    "transpose": transpose,
+    "swapaxes": transpose,
+    "swapdims": transpose,
+    "t": t,
+}

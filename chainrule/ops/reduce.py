@@ -104,3 +104,7 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None, axis=None):
     for d in dims:
         count *= input._data.shape[d]
     return sum(input, dims, keepdim) / count if count else sum(input, dims, keepdim) * float("nan")
+
+
+# Tensor methods (bound in ops/__init__.py)
+METHODS = {"sum": sum, "mean": mean}

@@ -114,7 +114,7 @@ def all_rows() -> list:
         table_indexing,
         table_linalg,
         table_movement,
-        table_nn,
+        table_nn_kernels,
         table_reduce,
     )
 
@@ -125,9 +125,9 @@ def all_rows() -> list:
         table_movement,
         table_indexing,
         table_linalg,
-        table_nn,
+        table_nn_kernels,
     ):
         for row in module.ROWS:
-            row.family = module.__name__.rsplit("_", 1)[-1]
+            row.family = module.__name__.split("table_", 1)[-1]
             rows.append(row)
     return rows
