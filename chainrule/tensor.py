@@ -488,7 +488,8 @@ class Tensor:
 
         return _format.tensor_repr(self)
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.__repr__()
 
     # -- autograd -----------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
