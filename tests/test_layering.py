@@ -27,9 +27,9 @@ LAYERS = {
     "chainrule.diagnostics": 6,
     "chainrule.viz": 6,
     "chainrule.compile": 6,
-    "chainrule.cli": 7,
-    "chainrule.__main__": 7,
-    "chainrule": 8,  # the package __init__ gathers everything
+    "chainrule": 7,  # the package __init__ gathers everything below
+    "chainrule.cli": 8,  # the command line sits on top of the whole package
+    "chainrule.__main__": 8,
 }
 
 # Tensor.backward runs the engine, which sits one layer up: a call-time import, documented there.
@@ -75,7 +75,7 @@ def test_layers_import_downward_only():
         for target in imports_of(path):
             if not target.startswith("chainrule"):
                 continue
-            if target == "chainrule" and me != "chainrule":
+            if target == "chainrule" and layer_of(me) < LAYERS["chainrule"]:
                 problems.append(f"{me} imports the top-level package")
                 continue
             if any(me.startswith(a) and target.startswith(b) for a, b in ALLOWED_UPWARD):

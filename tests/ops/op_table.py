@@ -56,10 +56,10 @@ class Arg:
             a = m @ np.swapaxes(m, -1, -2) + n * np.eye(n)
         elif k in ("int", "index"):
             return_dtype = np.int64
-            a = rng.integers(0, self.high, shape).astype(return_dtype)
+            a = np.asarray(rng.integers(0, self.high, shape)).astype(return_dtype)
             return a.T if self.noncontig else a
         elif k == "bool":
-            a = rng.random(shape) < 0.5
+            a = np.asarray(rng.random(shape) < 0.5)
             return a.T if self.noncontig else a
         else:
             raise ValueError(f"unknown Arg kind {k!r}")
