@@ -140,7 +140,11 @@ class Node:
                 arrays.append(x)
         if xp is None:
             xp = backend.np
-        out = node.forward(xp, *arrays, **params)
+        try:
+            out = node.forward(xp, *arrays, **params)
+        except ValueError as exc:  # NumPy's broadcasting error, restated as PyTorch's
+            _raise_if_not_broadcastable(cls, arrays, exc)
+            raise
         if modes.debug_nans:
             _check_forward_finite(node, out, arrays)
         if not (requires and modes.grad_enabled):
@@ -203,7 +207,7 @@ class _SavedOutput:
         if self.vc[0] != self.version:
             t = Tensor._make(self.array)
             t._vc = self.vc
-            _raise_modified(node, t, self.version)
+            _raise_modified(node, t, self.version, self.nr)
         if create_graph:
             t = Tensor._make(self.array, True, node, self.nr)
             t._vc = self.vc
@@ -211,7 +215,7 @@ class _SavedOutput:
         return Tensor._make(self.array)
 
 
-def _raise_modified(node: Node, tensor: Tensor, saved_version: int):
+def _raise_modified(node: Node, tensor: Tensor, saved_version: int, output_nr=None):
     where = ""
     if len(tensor._vc) > 1 and tensor._vc[1]:
         where = f" The in-place operation that modified it ran at {tensor._vc[1]}."
@@ -220,12 +224,17 @@ def _raise_modified(node: Node, tensor: Tensor, saved_version: int):
             " Hint: enable anomaly detection (chainrule.autograd.set_detect_anomaly(True)) "
             "to find the operation that modified it."
         )
+    if node.trace:
+        where += f"\nThe forward call that created {node.name} was:\n{node.trace}"
     dt = from_np(tensor._data.dtype)
+    if output_nr is None:
+        role = f"which {node.name} saved for its backward"
+    else:
+        role = f"which is output {output_nr} of {node.name}"
     raise RuntimeError(
         "one of the variables needed for gradient computation has been modified by an inplace "
-        f"operation: [{dt.name} tensor of shape {list(tensor._data.shape)}], which is output 0 "
-        f"of {node.name}, is at version {tensor._vc[0]}; expected version {saved_version} "
-        f"instead.{where}"
+        f"operation: [{dt.name} tensor of shape {list(tensor._data.shape)}], {role}, is at "
+        f"version {tensor._vc[0]}; expected version {saved_version} instead.{where}"
     )
 
 
@@ -258,6 +267,31 @@ def _wrap(array, view_of: Tensor | None = None) -> Tensor:
     if view_of is not None:
         t._vc = view_of._vc
     return t
+
+
+def _raise_if_not_broadcastable(cls: type, arrays: list, exc: ValueError) -> None:
+    """Raise PyTorch's size-mismatch error when the array inputs do not broadcast together."""
+    message = str(exc)
+    if "broadcast" not in message or "remapped" in message:  # not an elementwise mismatch
+        return
+    shapes = [a.shape for a in arrays if backend.is_array(a)]
+    if len(shapes) < 2:
+        return
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    for dim in range(ndim - 1, -1, -1):
+        sizes = [s[dim] for s in padded]
+        big = [(i, n) for i, n in enumerate(sizes) if n != 1]
+        for i, n in big[1:]:
+            if n != big[0][1]:
+                first, second = big[0][0], i
+                names = "abcdefgh"
+                raise RuntimeError(
+                    f"The size of tensor {names[first]} ({big[0][1]}) must match the size of "
+                    f"tensor {names[second]} ({n}) at non-singleton dimension {dim} (in "
+                    f"{cls.__name__}, input shapes "
+                    f"{', '.join(str(list(s)) for s in shapes)})"
+                ) from exc
 
 
 def _check_forward_finite(node: Node, out, arrays) -> None:

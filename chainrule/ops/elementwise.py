@@ -1174,6 +1174,8 @@ def bump_version(t: Tensor) -> None:
     vc[0] += 1
     if modes.anomaly:
         vc[1] = user_frame()
+    elif vc[1] is not None:
+        vc[1] = None  # a location recorded earlier no longer describes the latest change
 
 
 def _check_inplace_dtype(self: Tensor, result: Tensor, op: str) -> None:
