@@ -28,7 +28,14 @@ from chainrule.backend import array_module, from_np
 
 
 class _Modes:
-    __slots__ = ("grad_enabled", "inference", "anomaly", "anomaly_check_nan", "debug_nans")
+    __slots__ = (
+        "grad_enabled",
+        "inference",
+        "anomaly",
+        "anomaly_check_nan",
+        "debug_nans",
+        "observers",
+    )
 
     def __init__(self):
         self.grad_enabled = True
@@ -36,6 +43,9 @@ class _Modes:
         self.anomaly = False  # record where each node was created; check backward for NaN
         self.anomaly_check_nan = True
         self.debug_nans = False  # raise at the first forward op whose output is NaN/Inf
+        # callables ``fn(node, outputs)`` told of every recorded node (diagnostics use this to
+        # record values and count live nodes); empty, it costs one check per recorded op
+        self.observers = []
 
 
 modes = _Modes()
@@ -165,9 +175,13 @@ class Node:
             if cls.save_output:
                 saved += (_SavedOutput(result),)
             node.saved = saved
+            if modes.observers:
+                _notify(node, (result,))
             return result
         results = tuple(Tensor._make(o, True, node, i) for i, o in enumerate(out))
         node.saved = saved
+        if modes.observers:
+            _notify(node, results)
         return results
 
     def saved_tensors_for_backward(self, create_graph: bool) -> tuple:
@@ -248,6 +262,11 @@ class AccumulateGrad(Node):
         self.variable = variable
         self.edges = ()
         self.saved = ()
+
+
+def _notify(node: Node, outputs: tuple) -> None:
+    for observer in tuple(modes.observers):
+        observer(node, outputs)
 
 
 def _edge(x: Tensor) -> tuple:

@@ -210,11 +210,15 @@ def _check_finite(node, results) -> None:
             )
 
 
-def run(roots, root_grads, retain_graph, create_graph, targets=None, accumulate=True):
+def run(
+    roots, root_grads, retain_graph, create_graph, targets=None, accumulate=True, observer=None
+):
     """Backpropagate ``root_grads`` from ``roots``; see the module docstring.
 
     With ``accumulate`` the leaves' ``.grad`` receive their gradients (only the leaves in
     ``targets`` when given). Without it the gradients of ``targets`` are returned instead.
+    An ``observer`` (see ``chainrule.diagnostics.trace``) is told of every step: ``node(...)``
+    after each backward rule, ``meet(...)`` where gradients add, ``leaf(...)`` at leaves.
     """
     buffers: dict = {}
     root_nodes = []
@@ -222,7 +226,7 @@ def run(roots, root_grads, retain_graph, create_graph, targets=None, accumulate=
         edge = _edge(t)
         node, nr = edge[0], edge[1]
         root_nodes.append(node)
-        _buffer_add(buffers, node, nr, g, create_graph)
+        _buffer_add(buffers, node, nr, g, create_graph, observer)
     order = _topological_order(root_nodes)
 
     captured = None
@@ -255,6 +259,8 @@ def run(roots, root_grads, retain_graph, create_graph, targets=None, accumulate=
                         replaced = hook(grads)
                         if replaced is not None:
                             grads = replaced
+                if observer is not None:
+                    observer.leaf(var, grads)
                 if wanted is not None and (node, 0) in wanted:
                     if accumulate:
                         _accumulate_into_leaf(var, grads, create_graph)
@@ -276,6 +282,8 @@ def run(roots, root_grads, retain_graph, create_graph, targets=None, accumulate=
                 node.saved = _FREED
             if type(results) is not tuple:
                 results = (results,)
+            if observer is not None:
+                observer.node(node, grads, saved, results)
             if modes.anomaly and modes.anomaly_check_nan:
                 _check_finite(node, results)
             for edge, g in zip(node.edges, results):
@@ -288,20 +296,24 @@ def run(roots, root_grads, retain_graph, create_graph, targets=None, accumulate=
                     g = _reduce.sum_to(g, shape, node.name)
                 if g._data.dtype != dtype:
                     g = _cast(g, backend.from_np(dtype))
-                _buffer_add(buffers, child, nr, g, create_graph)
+                _buffer_add(buffers, child, nr, g, create_graph, observer)
     finally:
         modes.grad_enabled = previous_mode
     return captured
 
 
-def _buffer_add(buffers: dict, node, nr: int, g: Tensor, create_graph: bool) -> None:
+def _buffer_add(buffers: dict, node, nr: int, g: Tensor, create_graph: bool, observer) -> None:
     if node.n_outputs == 1:
-        buffers[node] = _add(buffers.get(node), g, create_graph)
-        return
-    slots = buffers.get(node)
-    if slots is None:
-        slots = buffers[node] = [None] * node.n_outputs
-    slots[nr] = _add(slots[nr], g, create_graph)
+        old = buffers.get(node)
+        buffers[node] = total = _add(old, g, create_graph)
+    else:
+        slots = buffers.get(node)
+        if slots is None:
+            slots = buffers[node] = [None] * node.n_outputs
+        old = slots[nr]
+        slots[nr] = total = _add(old, g, create_graph)
+    if observer is not None and old is not None:
+        observer.meet(node, nr, old, g, total)
 
 
 def _run_node_hooks(node, grads):

@@ -1,0 +1,415 @@
+"""Gradient health: per-layer statistics during training, and a diagnosis with remedies.
+
+One line attaches the monitor; the training loop stays as it was::
+
+    monitor = chainrule.diagnostics.GradientMonitor(model)
+    for x, y in loader:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+    for finding in monitor.diagnose():
+        print(finding)
+
+How it sees everything without help from the loop:
+
+* a hook on every parameter receives its gradient during ``backward()`` (gradient norm,
+  non-finite values, and the attribution ``|w · dL/dw|``);
+* forward hooks on ReLU/Sigmoid/Tanh modules measure dead and saturated units;
+* the next forward pass of the model closes the step: the weights have been updated by
+  then, so the update-to-weight ratio ``|Δw| / |w|`` is measured against a snapshot;
+* every recorded op is counted while the monitor is attached, so a graph that survives from
+  step to step (``total_loss += loss``) shows up as a live-node count that keeps growing.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, field
+
+from chainrule import backend
+from chainrule.tensor import Tensor, modes
+
+# Thresholds of the diagnosis; each one is explained where it is used.
+VANISHING_RATIO = 1e-3  # input-side RMS gradient / output-side RMS gradient
+EXPLODING_RATIO = 1e3
+EXPLODING_GROWTH = 1e2  # growth of the total gradient norm over the recorded steps
+DEAD_FRACTION = 0.5
+SATURATED_FRACTION = 0.5
+UPDATE_RATIO_HIGH = 1e-1  # |Δw|/|w| per step; ~1e-3 is the usual healthy value
+UPDATE_RATIO_LOW = 1e-6
+LEAK_STEPS = 5  # a live graph that grows over this many consecutive steps is a leak
+
+
+@dataclass
+class Finding:
+    """One diagnosis: what is wrong, where, the evidence, and what usually fixes it."""
+
+    kind: str  # vanishing | exploding | nonfinite | dead | saturated | lr_high | lr_low | leak
+    layer: str
+    evidence: str
+    advice: str
+
+    def __str__(self) -> str:
+        where = f" in {self.layer}" if self.layer else ""
+        return f"[{self.kind}]{where}: {self.evidence}\n    advice: {self.advice}"
+
+
+@dataclass
+class LayerStats:
+    """The history of one parameterised layer (one value per recorded step)."""
+
+    name: str
+    grad_norm: list = field(default_factory=list)
+    grad_rms: list = field(default_factory=list)
+    weight_norm: list = field(default_factory=list)
+    update_ratio: list = field(default_factory=list)
+    nonfinite: list = field(default_factory=list)
+    attribution: list = field(default_factory=list)  # sum |w * dL/dw| over the layer
+
+
+@dataclass
+class ActivationStats:
+    """Dead or saturated units after one activation module, per step."""
+
+    name: str
+    kind: str  # relu | sigmoid | tanh
+    dead: list = field(default_factory=list)  # fraction of units never active in the batch
+    saturated: list = field(default_factory=list)
+
+
+ADVICE = {
+    "vanishing": "use ReLU-family activations instead of sigmoid/tanh, He (kaiming) or Xavier "
+    "initialisation, batch normalisation, or residual connections so gradients reach the "
+    "first layers",
+    "exploding": "clip gradients (nn.utils.clip_grad_norm_), lower the learning rate, use "
+    "smaller initial weights (Xavier/He) or normalisation layers",
+    "nonfinite": "find the first op producing NaN/Inf with chainrule.autograd.set_debug_nans; "
+    "lower the learning rate or clip gradients; check for log(0) or division by zero",
+    "dead": "lower the learning rate, initialise biases at zero or small positive values, or "
+    "use LeakyReLU/ELU/GELU which keep a gradient for negative inputs",
+    "saturated": "normalise the inputs, use Xavier initialisation or batch normalisation, or "
+    "switch to ReLU-family activations",
+    "lr_high": "lower the learning rate (try 10x smaller) or add a warm-up schedule",
+    "lr_low": "raise the learning rate (try 10x larger) or use an adaptive optimiser (Adam)",
+    "leak": "a tensor that requires grad is kept across steps (e.g. `total_loss += loss`): "
+    "accumulate `loss.item()` or `loss.detach()` instead",
+}
+
+
+def _norm(arr) -> float:
+    xp = backend.array_module(arr)
+    a = arr.astype("float64", copy=False) if arr.dtype != backend.float64.np else arr
+    return float(xp.sqrt((a * a).sum()))
+
+
+class GradientMonitor:
+    """Records gradient health of ``model`` during training; see the module docstring.
+
+    ``every``: record statistics every n-th step (1 = every step).
+    """
+
+    def __init__(self, model, every: int = 1):
+        self.model = model
+        self.every = max(1, int(every))
+        self.step = 0
+        self.layers: dict = {}
+        self.activations: dict = {}
+        self.live_nodes: list = []
+        self._params = []  # (layer name, param name, parameter)
+        self._handles = []
+        self._pending_grads: dict = {}
+        self._pending_attr: dict = {}
+        self._pending_nonfinite: dict = {}
+        self._snapshot: dict = {}
+        self._live = weakref.WeakSet()
+        self._attribution_total: dict = {}
+        self._attach()
+
+    # -- wiring ------------------------------------------------------------------------------
+    def _attach(self) -> None:
+        layer_of = {}
+        for mod_name, module in self.model.named_modules():
+            own = list(module.named_parameters(recurse=False))
+            for pname, p in own:
+                layer = mod_name or "(model)"
+                layer_of[id(p)] = layer
+                self._params.append((layer, f"{layer}.{pname}" if mod_name else pname, p))
+                if layer not in self.layers:
+                    self.layers[layer] = LayerStats(layer)
+            kind = type(module).__name__.lower()
+            if kind in ("relu", "sigmoid", "tanh"):
+                self.activations[mod_name] = ActivationStats(mod_name, kind)
+                self._handles.append(module.register_forward_hook(self._activation_hook(mod_name)))
+        for layer, qualified, p in self._params:
+            if p.requires_grad:
+                self._handles.append(p.register_hook(self._grad_hook(layer, qualified, p)))
+        self._handles.append(self.model.register_forward_pre_hook(self._on_forward))
+        modes.observers.append(self._observe)
+
+    def detach(self) -> None:
+        """Remove every hook; the recorded history stays available."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        if self._observe in modes.observers:
+            modes.observers.remove(self._observe)
+
+    def _observe(self, node, outputs) -> None:
+        self._live.add(node)
+
+    def _recording(self) -> bool:
+        return self.step % self.every == 0
+
+    def _grad_hook(self, layer: str, qualified: str, p: Tensor):
+        def hook(grad):
+            if not self._recording():
+                return None
+            g = grad._data
+            xp = backend.array_module(g)
+            bad = int((~xp.isfinite(g)).sum())
+            self._pending_nonfinite[layer] = self._pending_nonfinite.get(layer, 0) + bad
+            sq = _norm(g) ** 2 if bad == 0 else float("nan")
+            n = g.size
+            prev = self._pending_grads.get(layer, (0.0, 0))
+            self._pending_grads[layer] = (prev[0] + sq, prev[1] + n)
+            attr = float(xp.abs(p._data * g).sum()) if bad == 0 else float("nan")
+            self._pending_attr[layer] = self._pending_attr.get(layer, 0.0) + attr
+            self._attribution_total[qualified] = self._attribution_total.get(qualified, 0.0) + attr
+            return None
+
+        return hook
+
+    def _activation_hook(self, name: str):
+        def hook(module, inputs, output):
+            if not (self._recording() and module.training):
+                return
+            y = output._data
+            xp = backend.array_module(y)
+            stats = self.activations[name]
+            flat = y.reshape(y.shape[0], -1) if y.ndim > 1 else y.reshape(1, -1)
+            if stats.kind == "relu":
+                never_active = (flat <= 0).all(axis=0)
+                stats.dead.append(float(never_active.mean()))
+            else:
+                limit = 0.99
+                if stats.kind == "sigmoid":
+                    sat = (flat < 1 - limit) | (flat > limit)
+                else:
+                    sat = xp.abs(flat) > limit
+                stats.saturated.append(float(sat.mean()))
+
+        return hook
+
+    def _on_forward(self, module, args) -> None:
+        if not module.training:
+            return
+        self._close_step()
+
+    def _close_step(self) -> None:
+        """Finish the previous step (its weights are updated by now) and start the next."""
+        if self._pending_grads:
+            for layer, stats in self.layers.items():
+                sq, n = self._pending_grads.get(layer, (0.0, 0))
+                if n == 0:
+                    continue
+                stats.grad_norm.append(math.sqrt(sq) if sq == sq else float("nan"))
+                stats.grad_rms.append(math.sqrt(sq / n) if sq == sq else float("nan"))
+                stats.nonfinite.append(self._pending_nonfinite.get(layer, 0))
+                stats.attribution.append(self._pending_attr.get(layer, 0.0))
+                w_sq, d_sq = 0.0, 0.0
+                for lay, qualified, p in self._params:
+                    if lay != layer:
+                        continue
+                    w_sq += _norm(p._data) ** 2
+                    before = self._snapshot.get(qualified)
+                    if before is not None and before.shape == p._data.shape:
+                        d_sq += _norm(p._data - before) ** 2
+                stats.weight_norm.append(math.sqrt(w_sq))
+                if self._snapshot:
+                    stats.update_ratio.append(math.sqrt(d_sq) / (math.sqrt(w_sq) + 1e-12))
+            self.live_nodes.append(len(self._live))
+        self._pending_grads.clear()
+        self._pending_attr.clear()
+        self._pending_nonfinite.clear()
+        self.step += 1
+        if self._recording():
+            self._snapshot = {q: p._data.copy() for _, q, p in self._params}
+        else:
+            self._snapshot = {}
+
+    # -- results ------------------------------------------------------------------------------
+    def attribution(self, top: int | None = None) -> list:
+        """Parameters ranked by accumulated first-order attribution ``sum |w · dL/dw|``."""
+        ranked = sorted(self._attribution_total.items(), key=lambda kv: -kv[1])
+        return ranked[:top] if top else ranked
+
+    def layer_attribution(self) -> list:
+        """Layers ranked by accumulated attribution (their share of the total)."""
+        totals = {name: sum(s.attribution) for name, s in self.layers.items()}
+        whole = sum(totals.values()) or 1.0
+        return sorted(((k, v, v / whole) for k, v in totals.items()), key=lambda kv: -kv[1])
+
+    def summary(self) -> str:
+        """A table of the latest statistics per layer."""
+        lines = [f"{'layer':<24}{'grad norm':>12}{'weight norm':>13}{'update/weight':>15}"]
+        for name, s in self.layers.items():
+            g = s.grad_norm[-1] if s.grad_norm else float("nan")
+            w = s.weight_norm[-1] if s.weight_norm else float("nan")
+            u = s.update_ratio[-1] if s.update_ratio else float("nan")
+            lines.append(f"{name:<24}{g:>12.3e}{w:>13.3e}{u:>15.3e}")
+        return "\n".join(lines)
+
+    def diagnose(self, window: int = 20) -> list:
+        """Findings from the last ``window`` recorded steps (an empty list when healthy)."""
+        self._close_pending_for_report()
+        findings: list = []
+        layers = [s for s in self.layers.values() if s.grad_rms]
+        recent = {s.name: s.grad_rms[-window:] for s in layers}
+
+        def median(xs):
+            xs = sorted(x for x in xs if x == x)
+            return xs[len(xs) // 2] if xs else float("nan")
+
+        for s in layers:
+            bad = sum(s.nonfinite[-window:])
+            if bad:
+                findings.append(
+                    Finding(
+                        "nonfinite",
+                        s.name,
+                        f"{bad} non-finite gradient values in the last "
+                        f"{len(s.nonfinite[-window:])} steps",
+                        ADVICE["nonfinite"],
+                    )
+                )
+        finite_layers = [s for s in layers if median(recent[s.name]) == median(recent[s.name])]
+        if len(finite_layers) >= 2:
+            last = median(recent[finite_layers[-1].name])
+            first = median(recent[finite_layers[0].name])
+            if last > 0 and first / last < VANISHING_RATIO:
+                weak = [
+                    s.name for s in finite_layers if median(recent[s.name]) / last < VANISHING_RATIO
+                ]
+                findings.append(
+                    Finding(
+                        "vanishing",
+                        ", ".join(weak[:4]),
+                        f"RMS gradient at {finite_layers[0].name} is {first:.2e}, "
+                        f"{last / max(first, 1e-300):.1e}x smaller than at "
+                        f"{finite_layers[-1].name} "
+                        f"({last:.2e}): gradients shrink by orders of magnitude towards the input",
+                        ADVICE["vanishing"],
+                    )
+                )
+            elif last > 0 and first / last > EXPLODING_RATIO:
+                findings.append(
+                    Finding(
+                        "exploding",
+                        finite_layers[0].name,
+                        f"RMS gradient grows from {last:.2e} at {finite_layers[-1].name} to "
+                        f"{first:.2e} at {finite_layers[0].name} "
+                        f"({first / last:.1e}x) towards the input",
+                        ADVICE["exploding"],
+                    )
+                )
+        for s in layers:
+            norms = [x for x in s.grad_norm[-window:] if x == x]
+            if len(norms) >= 3 and norms[0] > 0 and norms[-1] / norms[0] > EXPLODING_GROWTH:
+                findings.append(
+                    Finding(
+                        "exploding",
+                        s.name,
+                        f"gradient norm grew from {norms[0]:.2e} to {norms[-1]:.2e} over "
+                        f"{len(norms)} steps",
+                        ADVICE["exploding"],
+                    )
+                )
+                break
+        for a in self.activations.values():
+            if a.dead and median(a.dead[-window:]) > DEAD_FRACTION:
+                findings.append(
+                    Finding(
+                        "dead",
+                        a.name,
+                        f"{median(a.dead[-window:]):.0%} of the ReLU units output "
+                        "zero for every sample of the batch (no gradient flows through them)",
+                        ADVICE["dead"],
+                    )
+                )
+            if a.saturated and median(a.saturated[-window:]) > SATURATED_FRACTION:
+                findings.append(
+                    Finding(
+                        "saturated",
+                        a.name,
+                        f"{median(a.saturated[-window:]):.0%} of the "
+                        f"{a.kind} outputs are saturated (derivative near zero)",
+                        ADVICE["saturated"],
+                    )
+                )
+        ratios = [median(s.update_ratio[-window:]) for s in layers if s.update_ratio]
+        ratios = [r for r in ratios if r == r]
+        if ratios:
+            top = max(ratios)
+            if top > UPDATE_RATIO_HIGH:
+                name = layers[
+                    [
+                        median(s.update_ratio[-window:]) if s.update_ratio else -1 for s in layers
+                    ].index(top)
+                ].name
+                findings.append(
+                    Finding(
+                        "lr_high",
+                        name,
+                        f"each step changes the weights by {top:.1e} of their "
+                        "norm (healthy training is around 1e-3)",
+                        ADVICE["lr_high"],
+                    )
+                )
+            elif top < UPDATE_RATIO_LOW:
+                findings.append(
+                    Finding(
+                        "lr_low",
+                        "",
+                        f"the largest update-to-weight ratio is {top:.1e} per step "
+                        "(healthy training is around 1e-3)",
+                        ADVICE["lr_low"],
+                    )
+                )
+        leak = self._leak()
+        if leak:
+            findings.append(leak)
+        return findings
+
+    def _leak(self) -> Finding | None:
+        counts = self.live_nodes[-(LEAK_STEPS + 1) :]
+        if len(counts) <= LEAK_STEPS:
+            return None
+        growth = [b - a for a, b in zip(counts, counts[1:])]
+        if all(g > 0 for g in growth):
+            per_step = sum(growth) / len(growth)
+            return Finding(
+                "leak",
+                "",
+                f"the autograd graph kept alive grows by about {per_step:.0f} "
+                f"nodes per step ({counts[0]} -> {counts[-1]} live nodes over "
+                f"{len(growth)} steps)",
+                ADVICE["leak"],
+            )
+        return None
+
+    def _close_pending_for_report(self) -> None:
+        # statistics of the step in flight are complete once backward has run; close it so a
+        # report right after the last step includes it (the update ratio needs one more step)
+        if self._pending_grads:
+            saved = self._snapshot
+            self._close_step()
+            self._snapshot = saved
+            self.step -= 1
+
+
+def watch(model, every: int = 1) -> GradientMonitor:
+    """Attach a :class:`GradientMonitor` to ``model`` (the one line the training code needs)."""
+    return GradientMonitor(model, every=every)
+
+
+__all__ = ["GradientMonitor", "watch", "Finding", "LayerStats", "ActivationStats", "ADVICE"]
