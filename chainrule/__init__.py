@@ -12,7 +12,7 @@ chain rule. The API follows PyTorch's names and semantics (``chainrule.nn``, ``c
 tensor([ 2., -4.])
 """
 
-from chainrule import autograd, backend, func, linalg, nn, ops
+from chainrule import autograd, backend, datasets, func, linalg, nn, ops, utils
 from chainrule.autograd import (
     enable_grad,
     inference_mode,
@@ -39,6 +39,7 @@ from chainrule.backend import (
 )
 from chainrule.backend import bool_ as bool  # noqa: A001 - PyTorch's name
 from chainrule.ops import *  # noqa: F401,F403
+from chainrule.serialization import load, save
 from chainrule.tensor import Device as device
 from chainrule.tensor import Size, Tensor
 
