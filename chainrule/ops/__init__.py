@@ -8,7 +8,16 @@ The primitives live in family files (``elementwise``, ``reduce``, ``movement``, 
 from __future__ import annotations
 
 from chainrule import backend
-from chainrule.ops import creation, elementwise, indexing, linalg, movement, nn_kernels, reduce
+from chainrule.ops import (
+    creation,
+    elementwise,
+    indexing,
+    linalg,
+    movement,
+    nn_kernels,
+    reduce,
+    sequence_kernels,
+)
 from chainrule.ops.creation import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
 from chainrule.ops.indexing import *  # noqa: F401,F403
@@ -16,11 +25,12 @@ from chainrule.ops.linalg import *  # noqa: F401,F403
 from chainrule.ops.movement import *  # noqa: F401,F403
 from chainrule.ops.nn_kernels import *  # noqa: F401,F403
 from chainrule.ops.reduce import *  # noqa: F401,F403
+from chainrule.ops.sequence_kernels import *  # noqa: F401,F403
 from chainrule.tensor import Tensor
 
 # Families of primitives. Each lists its public ops in ``__all__`` (the op table must have a
 # row for every one) and its Tensor methods in ``METHODS`` (bound below).
-FAMILIES = (elementwise, reduce, movement, indexing, linalg, nn_kernels)
+FAMILIES = (elementwise, reduce, movement, indexing, linalg, nn_kernels, sequence_kernels)
 
 __all__ = [name for module in (creation, *FAMILIES) for name in module.__all__]
 

@@ -116,6 +116,7 @@ def all_rows() -> list:
         table_movement,
         table_nn_kernels,
         table_reduce,
+        table_sequence_kernels,
     )
 
     rows = []
@@ -126,6 +127,7 @@ def all_rows() -> list:
         table_indexing,
         table_linalg,
         table_nn_kernels,
+        table_sequence_kernels,
     ):
         for row in module.ROWS:
             row.family = module.__name__.split("table_", 1)[-1]
