@@ -12,7 +12,7 @@ chain rule. The API follows PyTorch's names and semantics (``chainrule.nn``, ``c
 tensor([ 2., -4.])
 """
 
-from chainrule import autograd, backend, datasets, func, linalg, nn, ops, utils
+from chainrule import autograd, backend, datasets, func, linalg, nn, ops, optim, utils
 from chainrule.autograd import (
     enable_grad,
     inference_mode,

@@ -44,6 +44,7 @@ __all__ = [
     "load",
     "mnist",
     "moons",
+    "options",
     "read_idx",
     "register",
     "sine",
@@ -80,6 +81,17 @@ def load(name: str, **kwargs) -> DatasetSplit:
     if key not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
     return _REGISTRY[key](**kwargs)
+
+
+def options(name: str) -> tuple[str, ...]:
+    """The keyword arguments dataset ``name`` accepts (``("root", "flatten")`` for mnist)."""
+    import inspect
+
+    key = _normalise(name)
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    params = inspect.signature(_REGISTRY[key]).parameters.values()
+    return tuple(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def register(name: str, factory: Callable[..., DatasetSplit], *, overwrite: bool = False) -> None:

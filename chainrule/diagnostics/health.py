@@ -61,6 +61,10 @@ class LayerStats:
     name: str
     grad_norm: list = field(default_factory=list)
     grad_rms: list = field(default_factory=list)
+    # RMS of dL/d(layer output): the signal backprop carries through the layer. Weight
+    # gradients x^T·delta can stay level while delta itself explodes or vanishes (large
+    # activations compensate), so the depth-wise ratios use this one.
+    output_grad_rms: list = field(default_factory=list)
     weight_norm: list = field(default_factory=list)
     update_ratio: list = field(default_factory=list)
     nonfinite: list = field(default_factory=list)
@@ -120,6 +124,7 @@ class GradientMonitor:
         self._pending_grads: dict = {}
         self._pending_attr: dict = {}
         self._pending_nonfinite: dict = {}
+        self._pending_output: dict = {}
         self._snapshot: dict = {}
         self._live = weakref.WeakSet()
         self._attribution_total: dict = {}
@@ -136,6 +141,7 @@ class GradientMonitor:
                 self._params.append((layer, f"{layer}.{pname}" if mod_name else pname, p))
                 if layer not in self.layers:
                     self.layers[layer] = LayerStats(layer)
+                    self._handles.append(module.register_forward_hook(self._output_hook(layer)))
             kind = type(module).__name__.lower()
             if kind in ("relu", "sigmoid", "tanh"):
                 self.activations[mod_name] = ActivationStats(mod_name, kind)
@@ -179,6 +185,19 @@ class GradientMonitor:
 
         return hook
 
+    def _output_hook(self, layer: str):
+        def record(grad):
+            g = grad._data
+            prev = self._pending_output.get(layer, (0.0, 0))
+            self._pending_output[layer] = (prev[0] + _norm(g) ** 2, prev[1] + g.size)
+
+        def hook(module, inputs, output):
+            if self._recording() and module.training and isinstance(output, Tensor):
+                if output.requires_grad and output.grad_fn is not None:
+                    output.register_hook(record)
+
+        return hook
+
     def _activation_hook(self, name: str):
         def hook(module, inputs, output):
             if not (self._recording() and module.training):
@@ -205,8 +224,12 @@ class GradientMonitor:
             return
         self._close_step()
 
-    def _close_step(self) -> None:
-        """Finish the previous step (its weights are updated by now) and start the next."""
+    def _close_step(self, count_live: bool = True) -> None:
+        """Finish the previous step (its weights are updated by now) and start the next.
+
+        The live-node count is taken only when a new forward begins: what is alive then was
+        kept from earlier steps (a report closing the step early would see the loop's locals
+        already gone)."""
         if self._pending_grads:
             for layer, stats in self.layers.items():
                 sq, n = self._pending_grads.get(layer, (0.0, 0))
@@ -215,6 +238,10 @@ class GradientMonitor:
                 stats.grad_norm.append(math.sqrt(sq) if sq == sq else float("nan"))
                 stats.grad_rms.append(math.sqrt(sq / n) if sq == sq else float("nan"))
                 stats.nonfinite.append(self._pending_nonfinite.get(layer, 0))
+                out_sq, out_n = self._pending_output.get(layer, (0.0, 0))
+                stats.output_grad_rms.append(
+                    math.sqrt(out_sq / out_n) if out_n and out_sq == out_sq else float("nan")
+                )
                 stats.attribution.append(self._pending_attr.get(layer, 0.0))
                 w_sq, d_sq = 0.0, 0.0
                 for lay, qualified, p in self._params:
@@ -227,8 +254,10 @@ class GradientMonitor:
                 stats.weight_norm.append(math.sqrt(w_sq))
                 if self._snapshot:
                     stats.update_ratio.append(math.sqrt(d_sq) / (math.sqrt(w_sq) + 1e-12))
-            self.live_nodes.append(len(self._live))
+            if count_live:
+                self.live_nodes.append(len(self._live))
         self._pending_grads.clear()
+        self._pending_output.clear()
         self._pending_attr.clear()
         self._pending_nonfinite.clear()
         self.step += 1
@@ -264,7 +293,13 @@ class GradientMonitor:
         self._close_pending_for_report()
         findings: list = []
         layers = [s for s in self.layers.values() if s.grad_rms]
-        recent = {s.name: s.grad_rms[-window:] for s in layers}
+        # depth-wise comparison on dL/d(output) where every layer has it, else on the weights'
+        use_output = bool(layers) and all(
+            any(x == x for x in s.output_grad_rms[-window:]) for s in layers
+        )
+        recent = {
+            s.name: (s.output_grad_rms if use_output else s.grad_rms)[-window:] for s in layers
+        }
 
         def median(xs):
             xs = sorted(x for x in xs if x == x)
@@ -402,7 +437,7 @@ class GradientMonitor:
         # report right after the last step includes it (the update ratio needs one more step)
         if self._pending_grads:
             saved = self._snapshot
-            self._close_step()
+            self._close_step(count_live=False)
             self._snapshot = saved
             self.step -= 1
 
