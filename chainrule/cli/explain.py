@@ -40,17 +40,25 @@ def run_explain(args) -> int:
 
 
 class ResidualBlock(nn.Module):
-    """``x + relu(linear(x))``: the identity path carries the gradient past the block."""
+    """``x + linear(relu(x))``, the pre-activation form: the identity path carries the
+    gradient past the block untouched, and the stream itself is never clipped by a ReLU
+    (with ``x + relu(...)`` it stays non-negative and many units die on low-dimensional data).
 
-    def __init__(self, width: int):
+    The branch starts as He initialisation scaled by ``branch_gain``: each block adds its
+    branch's variance to the signal, so a stack of n blocks uses ``1/sqrt(n)`` to keep the
+    activations (and the first steps of SGD) from growing with depth."""
+
+    def __init__(self, width: int, branch_gain: float = 1.0):
         super().__init__()
-        self.linear = nn.Linear(width, width)
         self.act = nn.ReLU()
+        self.linear = nn.Linear(width, width)
         nn.init.kaiming_normal_(self.linear.weight, nonlinearity="relu")
+        with cr.no_grad():
+            self.linear.weight.mul_(branch_gain)
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, x):
-        return x + self.act(self.linear(x))
+        return x + self.linear(self.act(x))
 
 
 def deep_sigmoid(depth: int, width: int, n_in: int, n_out: int) -> nn.Sequential:
@@ -62,12 +70,12 @@ def deep_sigmoid(depth: int, width: int, n_in: int, n_out: int) -> nn.Sequential
 
 
 def deep_residual(depth: int, width: int, n_in: int, n_out: int) -> nn.Sequential:
-    """The same depth with ReLU, He initialisation and residual connections."""
+    """The same depth with ReLU, He initialisation and (pre-activation) residual blocks."""
     first = nn.Linear(n_in, width)
     nn.init.kaiming_normal_(first.weight, nonlinearity="relu")
-    mods: list = [first, nn.ReLU()]
-    mods += [ResidualBlock(width) for _ in range(depth - 1)]
-    return nn.Sequential(*mods, nn.Linear(width, n_out))
+    gain = 1.0 / math.sqrt(max(depth - 1, 1))
+    blocks = [ResidualBlock(width, gain) for _ in range(depth - 1)]
+    return nn.Sequential(first, *blocks, nn.ReLU(), nn.Linear(width, n_out))
 
 
 def train_and_monitor(model, data, steps: int, lr: float, seed: int):

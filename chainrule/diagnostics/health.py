@@ -37,6 +37,7 @@ DEAD_FRACTION = 0.5
 SATURATED_FRACTION = 0.5
 UPDATE_RATIO_HIGH = 1e-1  # |Δw|/|w| per step; ~1e-3 is the usual healthy value
 UPDATE_RATIO_LOW = 1e-6
+CONVERGED_FRACTION = 0.1  # gradient norm now / at the first step, below which training converged
 LEAK_STEPS = 5  # a live graph that grows over this many consecutive steps is a leak
 
 
@@ -400,7 +401,7 @@ class GradientMonitor:
                         ADVICE["lr_high"],
                     )
                 )
-            elif top < UPDATE_RATIO_LOW:
+            elif top < UPDATE_RATIO_LOW and not self._converged(window):
                 findings.append(
                     Finding(
                         "lr_low",
@@ -414,6 +415,19 @@ class GradientMonitor:
         if leak:
             findings.append(leak)
         return findings
+
+    def _converged(self, window: int) -> bool:
+        """Whether the gradient has fallen far below its size at the first recorded step.
+
+        Tiny updates are healthy at the end of training (a schedule annealed the learning
+        rate, or the loss is near its minimum); they mean a too-low learning rate only while
+        the gradient is still as large as when training started."""
+        first = math.sqrt(sum(s.grad_norm[0] ** 2 for s in self.layers.values() if s.grad_norm))
+        recent = [
+            math.sqrt(sum(s.grad_norm[i] ** 2 for s in self.layers.values() if s.grad_norm))
+            for i in range(-min(window, min(len(s.grad_norm) for s in self.layers.values())), 0)
+        ]
+        return bool(recent) and first > 0 and max(recent) < CONVERGED_FRACTION * first
 
     def _leak(self) -> Finding | None:
         counts = self.live_nodes[-(LEAK_STEPS + 1) :]

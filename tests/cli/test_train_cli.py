@@ -65,6 +65,16 @@ def test_short_run_writes_every_artefact(tmp_path):
     assert f"{rows[-1]['val_acc']:.2%}" in ev.stdout
 
 
+def test_default_run_reaches_97_percent_with_no_false_alarms(tmp_path):
+    # the README's main command, with the gradient-health monitor watching every step
+    out = str(tmp_path / "default")
+    proc = run("train", "--diagnose", "--out", out, "--no-progress")
+    assert "diagnosis" not in proc.stdout, proc.stdout
+    assert metrics(out)[-1]["val_acc"] >= 0.97
+    for name in ("gradient_flow.png", "layer_stats.png", "attribution.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+
+
 def test_interrupt_and_resume_equals_uninterrupted_run(tmp_path):
     epochs = "4"
     straight = str(tmp_path / "straight")

@@ -53,7 +53,8 @@ def test_relu_he_residual_of_same_depth_is_healthy():
     cr.manual_seed(0)
     model = deep_residual(10, 32, 8, 3)
     findings = _train(model).diagnose()
-    assert not kinds(findings) & {"vanishing", "exploding", "dead", "saturated"}, findings
+    unhealthy = {"vanishing", "exploding", "dead", "saturated", "nonfinite"}
+    assert not kinds(findings) & unhealthy, findings
 
 
 def test_deep_linear_net_with_large_weights_is_flagged_exploding():
@@ -83,6 +84,24 @@ def test_learning_rate_ten_is_flagged_too_high():
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
     findings = _train(model, steps=10, lr=10.0).diagnose()
     assert "lr_high" in kinds(findings) or "nonfinite" in kinds(findings), findings
+
+
+def test_learning_rate_far_too_low_is_flagged():
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    findings = _train(model, steps=10, lr=1e-8).diagnose()
+    assert "lr_low" in kinds(findings), findings
+
+
+def test_tiny_updates_after_convergence_are_not_flagged_low():
+    # an annealed schedule ends with near-zero steps; the gradient has shrunk by then
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    monitor = _train(model, steps=60, lr=0.5, momentum=0.9)
+    _train(model, steps=10, lr=1e-9, monitor=monitor)
+    grads = [s.grad_norm for s in monitor.layers.values()]
+    assert max(g[-1] for g in grads) < 0.1 * max(g[0] for g in grads)  # it did converge
+    assert "lr_low" not in kinds(monitor.diagnose()), monitor.diagnose()
 
 
 def test_healthy_training_has_no_findings():
