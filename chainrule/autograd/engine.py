@@ -175,18 +175,41 @@ def _add(a: Tensor | None, b: Tensor, create_graph: bool) -> Tensor:
     return Tensor._make(a._data + b._data)
 
 
-def _exclusive(t: Tensor) -> bool:
-    """True when nothing but the engine refers to ``t`` or its memory, so it can be kept."""
-    arr = t._data
-    # references: the caller's variable, t._data, this frame's ``arr``, getrefcount's argument
-    return arr.base is None and sys.getrefcount(arr) <= 3 and sys.getrefcount(t) <= 3
+def _refs_of_one_local() -> int:
+    """What ``sys.getrefcount`` reports for an object held by one local variable (the
+    interpreter's own bookkeeping differs between Python versions)."""
+    probe = object()
+    return sys.getrefcount(probe)
+
+
+# ``_accumulate_into_leaf``'s ``g`` is held by the engine loop's local and by its parameter
+_EXCLUSIVE_TENSOR_REFS = _refs_of_one_local() + 1
+_EXCLUSIVE_ARRAY_REFS = _refs_of_one_local() + 1  # ``t._data`` and the local ``arr``
+
+
+def _exclusive(g: Tensor) -> bool:
+    """True when nothing but the engine refers to ``g`` or its memory, so that ``.grad`` can
+    take it without a copy (a user's hook that kept it, or a rule that handed the same tensor
+    to two inputs, makes it shared). A view counts when it is a contiguous window over all of
+    an array that nothing else refers to (a transposed matmul result, for one)."""
+    arr = g._data
+    if sys.getrefcount(arr) > _EXCLUSIVE_ARRAY_REFS or not arr.flags.writeable:
+        return False
+    base = arr.base
+    if base is not None:
+        # the owner is referred to by ``arr.base`` and the local ``base`` only
+        if base.base is not None or base.size != arr.size or not arr.flags.c_contiguous:
+            return False
+        if sys.getrefcount(base) > _EXCLUSIVE_ARRAY_REFS:
+            return False
+    return True
 
 
 def _accumulate_into_leaf(var: Tensor, g: Tensor, create_graph: bool) -> None:
     if var.grad is None:
         if create_graph:
             var.grad = g
-        elif _exclusive(g) and g._data.flags.writeable:
+        elif sys.getrefcount(g) <= _EXCLUSIVE_TENSOR_REFS and _exclusive(g):
             var.grad = Tensor._make(g._data)
         else:
             var.grad = Tensor._make(g._data.copy())
@@ -297,6 +320,9 @@ def run(
                 if g._data.dtype != dtype:
                     g = _cast(g, backend.from_np(dtype))
                 _buffer_add(buffers, child, nr, g, create_graph, observer)
+            # drop this frame's references, so that a leaf's gradient held only by the
+            # buffers can become its .grad without a copy (see _exclusive)
+            results = saved = grads = g = None
     finally:
         modes.grad_enabled = previous_mode
     return captured

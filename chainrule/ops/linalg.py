@@ -94,8 +94,18 @@ class Matmul(Node):
         if self.edges[0]:
             ga = matmul(g, _mT(b))
         if self.edges[1]:
-            gb = matmul(_mT(a), g)
+            if a.ndim == 2 and b.ndim == 2 and _transposed_layout(b):
+                # b is a transposed view (``x @ w.T``): build the gradient in w's own layout,
+                # so that w.grad is a plain contiguous array and needs no strided copy
+                gb = _mT(matmul(_mT(g), a))
+            else:
+                gb = matmul(_mT(a), g)
         return ga, gb
+
+
+def _transposed_layout(t: Tensor) -> bool:
+    flags = t._data.flags
+    return flags.f_contiguous and not flags.c_contiguous
 
 
 def _check_matmul(a: Tensor, b: Tensor, op: str) -> None:

@@ -379,3 +379,49 @@ def test_float32_gradients_stay_float32():
     x = leaf([1.0, 2.0], dtype=cr.float32)
     (x.double() * 2).sum().backward()
     assert x.grad.dtype == cr.float32
+
+
+# --- .grad takes the engine's gradient without a copy only when nothing else shares it -------
+
+
+def test_grads_of_two_leaves_fed_by_one_tensor_are_independent():
+    x = cr.ones(3, requires_grad=True)
+    y = cr.ones(3, requires_grad=True)
+    (x + y).sum().backward()  # Add hands the same gradient tensor to both inputs
+    x.grad += 5
+    assert y.grad.tolist() == [1.0, 1.0, 1.0]
+    assert not np.shares_memory(x.grad.numpy(), y.grad.numpy())
+
+
+def test_a_hook_that_keeps_the_gradient_keeps_its_own_copy():
+    w = cr.ones(2, 2, requires_grad=True)
+    kept = []
+    w.register_hook(lambda g: kept.append(g))
+    (w * 3).sum().backward()
+    w.grad.zero_()
+    assert kept[0].tolist() == [[3.0, 3.0], [3.0, 3.0]]
+
+
+def test_retained_grad_and_leaf_grad_do_not_alias():
+    w = cr.ones(3, requires_grad=True)
+    h = w * 1  # an op whose gradient for w is the incoming gradient itself
+    h.retain_grad()
+    (h * 2).sum().backward()
+    w.grad.mul_(10)
+    assert h.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_weight_used_transposed_gets_a_contiguous_grad_without_copy():
+    w = cr.randn(5, 4, requires_grad=True)
+    x = cr.randn(8, 4)
+    (x @ w.T).sum().backward()
+    assert w.grad.numpy().flags.c_contiguous
+    np.testing.assert_allclose(w.grad.numpy(), np.ones((8, 5)).T @ x.numpy(), rtol=1e-5)
+
+
+def test_user_gradient_given_to_backward_of_a_leaf_is_copied():
+    w = cr.zeros(3, requires_grad=True)
+    g = cr.ones(3)
+    w.backward(g)
+    w.grad += 1
+    assert g.tolist() == [1.0, 1.0, 1.0]
