@@ -101,10 +101,21 @@ ADVICE = {
 }
 
 
-def _norm(arr) -> float:
+def _sq_norm(arr) -> float:
+    """Sum of squares of ``arr`` in one BLAS pass (a dot product of the flat array with
+    itself); recomputed in float64 only when the fast sum overflows."""
     xp = backend.array_module(arr)
-    a = arr.astype("float64", copy=False) if arr.dtype != backend.float64.np else arr
-    return float(xp.sqrt((a * a).sum()))
+    flat = arr.reshape(-1)
+    if flat.dtype.kind == "f" and flat.dtype.itemsize >= 4:
+        sq = float(xp.dot(flat, flat))
+        if math.isfinite(sq):
+            return sq
+    wide = flat.astype("float64")
+    return float(xp.dot(wide, wide))
+
+
+def _norm(arr) -> float:
+    return math.sqrt(_sq_norm(arr))
 
 
 class GradientMonitor:
@@ -126,6 +137,7 @@ class GradientMonitor:
         self._pending_attr: dict = {}
         self._pending_nonfinite: dict = {}
         self._pending_output: dict = {}
+        self._scratch: dict = {}
         self._snapshot: dict = {}
         self._live = weakref.WeakSet()
         self._attribution_total: dict = {}
@@ -173,24 +185,42 @@ class GradientMonitor:
                 return None
             g = grad._data
             xp = backend.array_module(g)
-            bad = int((~xp.isfinite(g)).sum())
+            sq = _sq_norm(g)
+            # a finite sum of squares proves every value finite: count only when it is not
+            bad = 0 if math.isfinite(sq) else int((~xp.isfinite(g)).sum())
             self._pending_nonfinite[layer] = self._pending_nonfinite.get(layer, 0) + bad
-            sq = _norm(g) ** 2 if bad == 0 else float("nan")
-            n = g.size
+            if bad:
+                sq = float("nan")
             prev = self._pending_grads.get(layer, (0.0, 0))
-            self._pending_grads[layer] = (prev[0] + sq, prev[1] + n)
-            attr = float(xp.abs(p._data * g).sum()) if bad == 0 else float("nan")
+            self._pending_grads[layer] = (prev[0] + sq, prev[1] + g.size)
+            if bad:
+                attr = float("nan")
+            else:
+                scratch = self._scratch_for(qualified, p._data)
+                if scratch.shape == g.shape:
+                    xp.multiply(p._data, g, out=scratch)
+                    xp.abs(scratch, out=scratch)
+                    attr = float(scratch.sum())
+                else:
+                    attr = float(xp.abs(p._data * g).sum())
             self._pending_attr[layer] = self._pending_attr.get(layer, 0.0) + attr
             self._attribution_total[qualified] = self._attribution_total.get(qualified, 0.0) + attr
             return None
 
         return hook
 
+    def _scratch_for(self, qualified: str, like):
+        """A work array shaped like one parameter, reused every step (no allocation)."""
+        buf = self._scratch.get(qualified)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._scratch[qualified] = backend.array_module(like).empty_like(like)
+        return buf
+
     def _output_hook(self, layer: str):
         def record(grad):
             g = grad._data
             prev = self._pending_output.get(layer, (0.0, 0))
-            self._pending_output[layer] = (prev[0] + _norm(g) ** 2, prev[1] + g.size)
+            self._pending_output[layer] = (prev[0] + _sq_norm(g), prev[1] + g.size)
 
         def hook(module, inputs, output):
             if self._recording() and module.training and isinstance(output, Tensor):
@@ -225,12 +255,12 @@ class GradientMonitor:
             return
         self._close_step()
 
-    def _close_step(self, count_live: bool = True) -> None:
+    def _close_step(self, final: bool = False) -> None:
         """Finish the previous step (its weights are updated by now) and start the next.
 
         The live-node count is taken only when a new forward begins: what is alive then was
-        kept from earlier steps (a report closing the step early would see the loop's locals
-        already gone)."""
+        kept from earlier steps. ``final`` closes the step in flight for a report: no live
+        count (the loop's locals are already gone) and the snapshot is left as it is."""
         if self._pending_grads:
             for layer, stats in self.layers.items():
                 sq, n = self._pending_grads.get(layer, (0.0, 0))
@@ -248,22 +278,36 @@ class GradientMonitor:
                 for lay, qualified, p in self._params:
                     if lay != layer:
                         continue
-                    w_sq += _norm(p._data) ** 2
+                    w_sq += _sq_norm(p._data)
                     before = self._snapshot.get(qualified)
                     if before is not None and before.shape == p._data.shape:
-                        d_sq += _norm(p._data - before) ** 2
+                        diff = self._scratch_for(qualified, p._data)
+                        backend.array_module(diff).subtract(p._data, before, out=diff)
+                        d_sq += _sq_norm(diff)
                 stats.weight_norm.append(math.sqrt(w_sq))
                 if self._snapshot:
                     stats.update_ratio.append(math.sqrt(d_sq) / (math.sqrt(w_sq) + 1e-12))
-            if count_live:
+            if not final:
                 self.live_nodes.append(len(self._live))
         self._pending_grads.clear()
         self._pending_output.clear()
         self._pending_attr.clear()
         self._pending_nonfinite.clear()
+        if final:
+            return
         self.step += 1
         if self._recording():
-            self._snapshot = {q: p._data.copy() for _, q, p in self._params}
+            # copy into last step's arrays: a snapshot every step allocates nothing
+            old = self._snapshot
+            snapshot = {}
+            for _, q, p in self._params:
+                buf = old.get(q)
+                if buf is not None and buf.shape == p._data.shape and buf.dtype == p._data.dtype:
+                    backend.array_module(buf).copyto(buf, p._data)
+                else:
+                    buf = p._data.copy()
+                snapshot[q] = buf
+            self._snapshot = snapshot
         else:
             self._snapshot = {}
 
@@ -450,10 +494,7 @@ class GradientMonitor:
         # statistics of the step in flight are complete once backward has run; close it so a
         # report right after the last step includes it (the update ratio needs one more step)
         if self._pending_grads:
-            saved = self._snapshot
-            self._close_step(count_live=False)
-            self._snapshot = saved
-            self.step -= 1
+            self._close_step(final=True)
 
 
 def watch(model, every: int = 1) -> GradientMonitor:
