@@ -282,8 +282,11 @@ class Trainer:
                 correct += int((out.argmax(1) == y).sum().item())
             elapsed = time.perf_counter() - start
             if hasattr(bar, "set_postfix"):
+                # shown at tqdm's next redraw: refreshing here would print a stale count
                 bar.set_postfix(
-                    loss=f"{total / count:.4f}", samples_s=f"{count / max(elapsed, 1e-9):.0f}"
+                    loss=f"{total / count:.4f}",
+                    samples_s=f"{count / max(elapsed, 1e-9):.0f}",
+                    refresh=False,
                 )
         if self.scheduler is not None and not self.per_batch_schedule:
             self.scheduler.step()
