@@ -9,9 +9,8 @@ from chainrule.optim.optimizer import (
     check_hyper,
     effective_grad,
     ema_sq_,
-    scalar_state,
+    start_state,
     to_float,
-    zeros_state,
 )
 
 
@@ -61,9 +60,7 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p, state: dict, group: dict) -> None:
-        state["step"] = scalar_state(0.0)
-        state["square_avg"] = zeros_state(p)
-        state["acc_delta"] = zeros_state(p)
+        start_state(state, p, "square_avg", "acc_delta")
 
     def _update(self, group, xp, p, g, s, sc, tmp) -> None:
         t0, t1, t2 = tmp

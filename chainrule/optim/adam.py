@@ -9,7 +9,7 @@ from chainrule.optim.optimizer import (
     effective_grad,
     ema_sq_,
     lerp_,
-    scalar_state,
+    start_state,
     to_float,
     zeros_state,
 )
@@ -70,9 +70,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p, state: dict, group: dict) -> None:
-        state["step"] = scalar_state(0.0)
-        state["exp_avg"] = zeros_state(p)
-        state["exp_avg_sq"] = zeros_state(p)
+        start_state(state, p, "exp_avg", "exp_avg_sq")
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = zeros_state(p)
 

@@ -8,9 +8,8 @@ from chainrule.optim.optimizer import (
     check_differentiable,
     effective_grad,
     lerp_,
-    scalar_state,
+    start_state,
     to_float,
-    zeros_state,
 )
 
 
@@ -56,9 +55,7 @@ class Adamax(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p, state: dict, group: dict) -> None:
-        state["step"] = scalar_state(0.0)
-        state["exp_avg"] = zeros_state(p)
-        state["exp_inf"] = zeros_state(p)
+        start_state(state, p, "exp_avg", "exp_inf")
 
     def _update(self, group, xp, p, g, s, sc, tmp) -> None:
         t0, t1, t2 = tmp

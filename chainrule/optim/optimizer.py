@@ -514,6 +514,14 @@ def check_differentiable(differentiable: bool) -> None:
         )
 
 
+def start_state(state: dict, p: Tensor, *names: str) -> None:
+    """Fill a parameter's empty ``state`` the way most rules begin: ``step`` 0 (a 0-d scalar),
+    then a zero tensor shaped like ``p`` for each of ``names``, in that order (PyTorch's)."""
+    state["step"] = scalar_state(0.0)
+    for name in names:
+        state[name] = zeros_state(p)
+
+
 def zeros_state(p: Tensor, fill: float = 0.0) -> Tensor:
     """A state tensor shaped like ``p`` (same dtype and device), filled with ``fill``."""
     arr = p._data

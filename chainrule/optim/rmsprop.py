@@ -10,7 +10,7 @@ from chainrule.optim.optimizer import (
     effective_grad,
     ema_sq_,
     lerp_,
-    scalar_state,
+    start_state,
     to_float,
     zeros_state,
 )
@@ -65,8 +65,7 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p, state: dict, group: dict) -> None:
-        state["step"] = scalar_state(0.0)
-        state["square_avg"] = zeros_state(p)
+        start_state(state, p, "square_avg")
         if group["momentum"] > 0:
             state["momentum_buffer"] = zeros_state(p)
         if group["centered"]:

@@ -29,6 +29,37 @@ def _weights(gates, i, h, bias=True, proj=None):
     return ws
 
 
+def _two_layers_no_bias(gates, n_states):
+    """Two stacked layers without biases: T=3, batch 1; ``n_states`` initial states (h, or
+    h and c)."""
+    return C(
+        A(3, 1, 2),
+        *[A(2, 1, 2) for _ in range(n_states)],
+        *_weights(gates, 2, 2, bias=False),
+        *_weights(gates, 2, 2, bias=False),
+        layers=2,
+        bias=False,
+        note="2-layer-nobias",
+    )
+
+
+def _bidirectional_batch_first(gates):
+    """One bidirectional layer on batch-first input: batch 2, T=3."""
+    return C(
+        A(2, 3, 2),
+        A(2, 2, 2),
+        *_weights(gates, 2, 2),
+        *_weights(gates, 2, 2),
+        bi=True,
+        bf=True,
+        note="bidirectional-batch_first",
+    )
+
+
+# the float32 tolerances of every row here (looser than the table's defaults)
+_TOL = {"rtol32": 1e-4, "atol32": 1e-5}
+
+
 def _sdpa(m, q, k, v, *mask, **kw):
     return m.nn.functional.scaled_dot_product_attention(q, k, v, *mask, **kw)
 
@@ -50,90 +81,44 @@ ROWS = [
                 bi=True,
                 note="bidirectional",
             ),
-            C(
-                A(3, 1, 2),
-                A(2, 1, 2),
-                A(2, 1, 2),
-                *_weights(4, 2, 2, bias=False),
-                *_weights(4, 2, 2, bias=False),
-                layers=2,
-                bias=False,
-                note="2-layer-nobias",
-            ),
+            _two_layers_no_bias(4, n_states=2),
             C(A(2, 2, 2), A(1, 2, 1), A(1, 2, 3), *_weights(4, 2, 3, proj=1), note="proj"),
         ],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     OpSpec(
         "gru",
         _recurrent("gru"),
         [
             C(A(3, 2, 2), A(1, 2, 2), *_weights(3, 2, 2)),
-            C(
-                A(2, 3, 2),
-                A(2, 2, 2),
-                *_weights(3, 2, 2),
-                *_weights(3, 2, 2),
-                bi=True,
-                bf=True,
-                note="bidirectional-batch_first",
-            ),
-            C(
-                A(3, 1, 2),
-                A(2, 1, 2),
-                *_weights(3, 2, 2, bias=False),
-                *_weights(3, 2, 2, bias=False),
-                layers=2,
-                bias=False,
-                note="2-layer-nobias",
-            ),
+            _bidirectional_batch_first(3),
+            _two_layers_no_bias(3, n_states=1),
         ],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     OpSpec(
         "rnn_tanh",
         _recurrent("rnn_tanh"),
         [
             C(A(3, 2, 2), A(1, 2, 3), *_weights(1, 2, 3)),
-            C(
-                A(2, 3, 2),
-                A(2, 2, 2),
-                *_weights(1, 2, 2),
-                *_weights(1, 2, 2),
-                bi=True,
-                bf=True,
-                note="bidirectional-batch_first",
-            ),
+            _bidirectional_batch_first(1),
         ],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     OpSpec(
         "rnn_relu",
         _recurrent("rnn_relu"),
         [
             C(A(3, 2, 2), A(1, 2, 2), *_weights(1, 2, 2)),
-            C(
-                A(3, 1, 2),
-                A(2, 1, 2),
-                *_weights(1, 2, 2, bias=False),
-                *_weights(1, 2, 2, bias=False),
-                layers=2,
-                bias=False,
-                note="2-layer-nobias",
-            ),
+            _two_layers_no_bias(1, n_states=1),
         ],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     OpSpec(
         "lstm_cell",
         lambda m, x, h, c, *ws: m.lstm_cell(x, (h, c), *ws),
         [C(A(2, 3), A(2, 2), A(2, 2), *_weights(4, 3, 2))],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     OpSpec(
         "gru_cell",
@@ -142,22 +127,19 @@ ROWS = [
             C(A(2, 3), A(2, 2), *_weights(3, 3, 2)),
             C(A(2, 3), A(2, 2), *_weights(3, 3, 2, bias=False), note="nobias"),
         ],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     OpSpec(
         "rnn_tanh_cell",
         lambda m, x, h, *ws: m.rnn_tanh_cell(x, h, *ws),
         [C(A(2, 3), A(2, 2), *_weights(1, 3, 2))],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     OpSpec(
         "rnn_relu_cell",
         lambda m, x, h, *ws: m.rnn_relu_cell(x, h, *ws),
         [C(A(2, 3), A(2, 2), *_weights(1, 3, 2))],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
     # attention: (batch, heads, L, E) queries against S keys
     OpSpec(
@@ -170,7 +152,6 @@ ROWS = [
             C(A(2, 3, 2), A(2, 4, 2), A(2, 4, 2), A(2, 3, 4), note="float-mask"),
             C(A(3, 2), A(4, 2), A(4, 2), scale=0.7, note="unbatched-scale"),
         ],
-        rtol32=1e-4,
-        atol32=1e-5,
+        **_TOL,
     ),
 ]

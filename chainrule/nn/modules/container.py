@@ -25,6 +25,17 @@ def _index(idx, size: int, kind: str) -> int:
     return idx % size
 
 
+def _delete_and_renumber(container: Module, idx, kind: str) -> None:
+    """``del container[idx]`` for ``Sequential`` and ``ModuleList`` (``kind``): remove the
+    child at ``idx`` (an int or a slice), then rename the rest ``'0'``, ``'1'``... so that
+    indices stay contiguous, as PyTorch does."""
+    keys = list(container._modules)
+    doomed = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), kind)]]
+    for key in doomed:
+        del container._modules[key]
+    container.__dict__["_modules"] = {str(i): m for i, m in enumerate(container._modules.values())}
+
+
 class Sequential(Module):
     """Modules applied one after the other: ``Sequential(a, b)(x) == b(a(x))``.
 
@@ -63,14 +74,7 @@ class Sequential(Module):
         setattr(self, key, module)
 
     def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        doomed = (
-            keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "Sequential")]]
-        )
-        for key in doomed:
-            del self._modules[key]
-        # renumber so that indices stay contiguous, as PyTorch does
-        self.__dict__["_modules"] = {str(i): m for i, m in enumerate(self._modules.values())}
+        _delete_and_renumber(self, idx, "Sequential")
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -144,13 +148,7 @@ class ModuleList(Module):
         setattr(self, str(_index(idx, len(self._modules), "ModuleList")), module)
 
     def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        doomed = (
-            keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "ModuleList")]]
-        )
-        for key in doomed:
-            del self._modules[key]
-        self.__dict__["_modules"] = {str(i): m for i, m in enumerate(self._modules.values())}
+        _delete_and_renumber(self, idx, "ModuleList")
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -9,10 +9,9 @@ which pad explicitly before a convolution without padding.
 
 from __future__ import annotations
 
-import math
-
 from chainrule.nn import functional as F
 from chainrule.nn import init
+from chainrule.nn.modules.linear import _kaiming_init, _register_bias
 from chainrule.nn.modules.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.ops.creation import empty
@@ -82,20 +81,15 @@ class _ConvNd(Module):
         else:
             shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(empty(shape, dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        _register_bias(self, bias, out_channels, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Draw fresh initial values (PyTorch's default distributions)."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        bound = _kaiming_init(self.weight)
+        # unlike Linear's, a convolution's bias is left alone when the weight has no inputs
+        if self.bias is not None and bound != 0:
+            init.uniform_(self.bias, -bound, bound)
 
     def _explicit_pad(self, input: Tensor) -> tuple:
         """For non-zero padding modes: pad ``input`` itself and convolve without padding."""
@@ -134,15 +128,9 @@ class _ConvNd(Module):
         return s
 
 
-class Conv1d(_ConvNd):
-    """1-D convolution over ``(N, C_in, L)`` input; weight ``(C_out, C_in/groups, k)``.
-
-    >>> import chainrule as cr
-    >>> cr.nn.Conv1d(2, 3, 3)
-    Conv1d(2, 3, kernel_size=(3,), stride=(1,))
-    """
-
-    nd = 1
+class _Conv(_ConvNd):
+    """The public constructor of ``Conv1d``, ``Conv2d`` and ``Conv3d``, which differ only in
+    ``nd`` and in the functional convolution their ``forward`` calls."""
 
     def __init__(
         self,
@@ -172,12 +160,23 @@ class Conv1d(_ConvNd):
             dtype=dtype,
         )
 
+
+class Conv1d(_Conv):
+    """1-D convolution over ``(N, C_in, L)`` input; weight ``(C_out, C_in/groups, k)``.
+
+    >>> import chainrule as cr
+    >>> cr.nn.Conv1d(2, 3, 3)
+    Conv1d(2, 3, kernel_size=(3,), stride=(1,))
+    """
+
+    nd = 1
+
     def forward(self, input: Tensor) -> Tensor:
         x, padding = self._explicit_pad(input)
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D convolution over ``(N, C_in, H, W)`` input; weight ``(C_out, C_in/groups, kH, kW)``.
 
     ``padding`` may be an int, a pair, ``'same'`` or ``'valid'``; ``padding_mode`` is
@@ -191,71 +190,15 @@ class Conv2d(_ConvNd):
 
     nd = 2
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            padding_mode,
-            device=device,
-            dtype=dtype,
-        )
-
     def forward(self, input: Tensor) -> Tensor:
         x, padding = self._explicit_pad(input)
         return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
-class Conv3d(_ConvNd):
+class Conv3d(_Conv):
     """3-D convolution over ``(N, C_in, D, H, W)`` input."""
 
     nd = 3
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            padding_mode,
-            device=device,
-            dtype=dtype,
-        )
 
     def forward(self, input: Tensor) -> Tensor:
         x, padding = self._explicit_pad(input)
@@ -263,22 +206,27 @@ class Conv3d(_ConvNd):
 
 
 class _ConvTransposeNd(_ConvNd):
+    """Constructor and ``forward`` of ``ConvTranspose1d`` and ``ConvTranspose2d``, which differ
+    only in ``nd`` and in the functional form ``forward`` calls (``_conv_transpose``)."""
+
     transposed = True
+    # the functional form ``forward`` calls (``F.conv_transpose1d`` ...), set by each subclass
+    _conv_transpose = None
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
+        in_channels: int,
+        out_channels: int,
         kernel_size,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        bias,
-        dilation,
-        padding_mode,
-        device,
-        dtype,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
     ) -> None:
         if padding_mode != "zeros":
             raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
@@ -295,6 +243,18 @@ class _ConvTransposeNd(_ConvNd):
             output_padding=output_padding,
             device=device,
             dtype=dtype,
+        )
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        return self._conv_transpose(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self._output_padding(input, output_size),
+            self.groups,
+            self.dilation,
         )
 
     def _output_padding(self, input: Tensor, output_size) -> tuple:
@@ -326,48 +286,7 @@ class ConvTranspose1d(_ConvTransposeNd):
     """Transposed 1-D convolution; weight ``(C_in, C_out/groups, k)``."""
 
     nd = 1
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation=1,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            bias,
-            dilation,
-            padding_mode,
-            device,
-            dtype,
-        )
-
-    def forward(self, input: Tensor, output_size=None) -> Tensor:
-        return F.conv_transpose1d(
-            input,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self._output_padding(input, output_size),
-            self.groups,
-            self.dilation,
-        )
+    _conv_transpose = staticmethod(F.conv_transpose1d)
 
 
 class ConvTranspose2d(_ConvTransposeNd):
@@ -381,45 +300,4 @@ class ConvTranspose2d(_ConvTransposeNd):
     """
 
     nd = 2
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation=1,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            bias,
-            dilation,
-            padding_mode,
-            device,
-            dtype,
-        )
-
-    def forward(self, input: Tensor, output_size=None) -> Tensor:
-        return F.conv_transpose2d(
-            input,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self._output_padding(input, output_size),
-            self.groups,
-            self.dilation,
-        )
+    _conv_transpose = staticmethod(F.conv_transpose2d)

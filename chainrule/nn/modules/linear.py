@@ -14,6 +14,24 @@ from chainrule.tensor import Tensor
 __all__ = ["Identity", "Linear", "Bilinear"]
 
 
+def _register_bias(module: Module, bias: bool, size: int, device, dtype) -> None:
+    """``module.bias``: a parameter of ``size`` values when ``bias`` is True, else None
+    (registered as a parameter either way, as PyTorch does)."""
+    if bias:
+        module.bias = Parameter(empty(size, dtype=dtype, device=device))
+    else:
+        module.register_parameter("bias", None)
+
+
+def _kaiming_init(weight: Parameter) -> float:
+    """PyTorch's default initialisation of ``Linear`` and convolution weights,
+    ``kaiming_uniform_(a=sqrt(5))``. Returns the bound ``1/sqrt(fan_in)`` (0 for a weight
+    without inputs) of the ``U(-bound, bound)`` their bias is drawn from."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+    return 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+
+
 class Identity(Module):
     """Returns its input unchanged (accepts and ignores any constructor arguments).
 
@@ -47,18 +65,13 @@ class Linear(Module):
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(empty((out_features, in_features), dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty(out_features, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        _register_bias(self, bias, out_features, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Draw fresh initial values (PyTorch's default distributions)."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        bound = _kaiming_init(self.weight)
         if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -93,10 +106,7 @@ class Bilinear(Module):
         self.weight = Parameter(
             empty((out_features, in1_features, in2_features), dtype=dtype, device=device)
         )
-        if bias:
-            self.bias = Parameter(empty(out_features, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        _register_bias(self, bias, out_features, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

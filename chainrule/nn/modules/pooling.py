@@ -18,6 +18,11 @@ __all__ = [
 
 
 class _MaxPoolNd(Module):
+    """Constructor, ``forward`` and ``repr`` of ``MaxPool1d`` and ``MaxPool2d``, which differ
+    only in the functional form ``forward`` calls (``_max_pool``)."""
+
+    _max_pool = None  # ``F.max_pool1d`` or ``F.max_pool2d``, set by each subclass
+
     def __init__(
         self,
         kernel_size,
@@ -35,6 +40,17 @@ class _MaxPoolNd(Module):
         self.return_indices = return_indices
         self.ceil_mode = ceil_mode
 
+    def forward(self, input: Tensor):
+        return self._max_pool(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
+
     def extra_repr(self) -> str:
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -45,16 +61,7 @@ class _MaxPoolNd(Module):
 class MaxPool1d(_MaxPoolNd):
     """Max over sliding windows of ``(N, C, L)`` input (``stride`` defaults to the kernel)."""
 
-    def forward(self, input: Tensor):
-        return F.max_pool1d(
-            input,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
-            self.return_indices,
-        )
+    _max_pool = staticmethod(F.max_pool1d)
 
 
 class MaxPool2d(_MaxPoolNd):
@@ -65,19 +72,17 @@ class MaxPool2d(_MaxPoolNd):
     MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
     """
 
-    def forward(self, input: Tensor):
-        return F.max_pool2d(
-            input,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
-            self.return_indices,
-        )
+    _max_pool = staticmethod(F.max_pool2d)
 
 
-class AvgPool1d(Module):
+class _AvgPoolNd(Module):
+    """The ``repr`` of ``AvgPool1d`` and ``AvgPool2d``."""
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPoolNd):
     """Mean over sliding windows of ``(N, C, L)`` input."""
 
     def __init__(
@@ -107,11 +112,8 @@ class AvgPool1d(Module):
             self.count_include_pad,
         )
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-
-class AvgPool2d(Module):
+class AvgPool2d(_AvgPoolNd):
     """Mean over sliding windows of ``(N, C, H, W)`` input (zero padding counts towards the
     mean unless ``count_include_pad=False``)."""
 
@@ -143,25 +145,26 @@ class AvgPool2d(Module):
             self.divisor_override,
         )
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-
-class AdaptiveAvgPool1d(Module):
-    """Average ``(N, C, L)`` input down to ``output_size`` positions."""
+class _AdaptiveAvgPoolNd(Module):
+    """Constructor and ``repr`` of ``AdaptiveAvgPool1d`` and ``AdaptiveAvgPool2d``."""
 
     def __init__(self, output_size) -> None:
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.adaptive_avg_pool1d(input, self.output_size)
-
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
-class AdaptiveAvgPool2d(Module):
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    """Average ``(N, C, L)`` input down to ``output_size`` positions."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.adaptive_avg_pool1d(input, self.output_size)
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     """Average ``(N, C, H, W)`` input down to an ``output_size`` grid (``None`` keeps a size).
 
     >>> import chainrule as cr
@@ -169,12 +172,5 @@ class AdaptiveAvgPool2d(Module):
     chainrule.Size([2, 3, 1, 1])
     """
 
-    def __init__(self, output_size) -> None:
-        super().__init__()
-        self.output_size = output_size
-
     def forward(self, input: Tensor) -> Tensor:
         return F.adaptive_avg_pool2d(input, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"

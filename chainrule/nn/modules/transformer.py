@@ -271,34 +271,23 @@ class MultiheadAttention(Module):
         )
 
     def _check_shapes(self, query, key, value, key_padding_mask, attn_mask) -> bool:
-        if query.dim() == 3:
-            if key.dim() != 3 or value.dim() != 3:
-                raise AssertionError(
-                    "For batched (3-D) `query`, expected `key` and `value` to be 3-D but found "
-                    f"{key.dim()}-D and {value.dim()}-D tensors respectively"
-                )
-            if key_padding_mask is not None and key_padding_mask.dim() != 2:
-                raise AssertionError(
-                    "For batched (3-D) `query`, expected `key_padding_mask` to be `None` or 2-D "
-                    f"but found {key_padding_mask.dim()}-D tensor instead"
-                )
-            batched = True
-        elif query.dim() == 2:
-            if key.dim() != 2 or value.dim() != 2:
-                raise AssertionError(
-                    "For unbatched (2-D) `query`, expected `key` and `value` to be 2-D but found "
-                    f"{key.dim()}-D and {value.dim()}-D tensors respectively"
-                )
-            if key_padding_mask is not None and key_padding_mask.dim() != 1:
-                raise AssertionError(
-                    "For unbatched (2-D) `query`, expected `key_padding_mask` to be `None` or "
-                    f"1-D but found {key_padding_mask.dim()}-D tensor instead"
-                )
-            batched = False
-        else:
+        nd = query.dim()
+        if nd not in (2, 3):
             raise AssertionError(
-                f"query should be unbatched 2D or batched 3D tensor but received {query.dim()}-D "
+                f"query should be unbatched 2D or batched 3D tensor but received {nd}-D "
                 "query tensor"
+            )
+        batched = nd == 3
+        kind = "batched (3-D)" if batched else "unbatched (2-D)"
+        if key.dim() != nd or value.dim() != nd:
+            raise AssertionError(
+                f"For {kind} `query`, expected `key` and `value` to be {nd}-D but found "
+                f"{key.dim()}-D and {value.dim()}-D tensors respectively"
+            )
+        if key_padding_mask is not None and key_padding_mask.dim() != nd - 1:
+            raise AssertionError(
+                f"For {kind} `query`, expected `key_padding_mask` to be `None` or {nd - 1}-D "
+                f"but found {key_padding_mask.dim()}-D tensor instead"
             )
         if query.shape[-1] != self.embed_dim:
             raise AssertionError(
@@ -367,19 +356,15 @@ def _detect_is_causal_mask(mask: Tensor | None, is_causal: bool | None, size: in
     return bool(is_causal)
 
 
-class TransformerEncoderLayer(Module):
-    """Self-attention then a feed-forward block, each with a residual connection and LayerNorm.
-
-    ``TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1,
-    activation=relu, layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True)``.
-    ``norm_first=True`` normalises before each block (pre-LN, as in GPT); ``activation`` is
-    ``'relu'``, ``'gelu'`` or a callable.
-
-    >>> import chainrule as cr
-    >>> layer = cr.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
-    >>> layer(cr.randn(3, 5, 8)).shape
-    chainrule.Size([3, 5, 8])
+class _TransformerLayer(Module):
+    """The constructor and self-attention block that ``TransformerEncoderLayer`` and
+    ``TransformerDecoderLayer`` share. The decoder layer (``_cross_attention = True``) also gets
+    ``multihead_attn`` (attention over the encoder's output) and a third norm and dropout.
+    Submodules are created in PyTorch's order, so ``state_dict`` keys, the order of
+    ``parameters()`` and the random initial values all match.
     """
+
+    _cross_attention = False
 
     def __init__(
         self,
@@ -400,15 +385,50 @@ class TransformerEncoderLayer(Module):
         self.self_attn = MultiheadAttention(
             d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw
         )
+        if self._cross_attention:
+            self.multihead_attn = MultiheadAttention(
+                d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw
+            )
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
         self.norm_first = norm_first
         self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
+        if self._cross_attention:
+            self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
+        if self._cross_attention:
+            self.dropout3 = Dropout(dropout)
         self.activation = _activation(activation)
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
+        x = self.self_attn(
+            x,
+            x,
+            x,
+            attn_mask=attn_mask,
+            key_padding_mask=key_padding_mask,
+            need_weights=False,
+            is_causal=is_causal,
+        )[0]
+        return self.dropout1(x)
+
+
+class TransformerEncoderLayer(_TransformerLayer):
+    """Self-attention then a feed-forward block, each with a residual connection and LayerNorm.
+
+    ``TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1,
+    activation=relu, layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True)``.
+    ``norm_first=True`` normalises before each block (pre-LN, as in GPT); ``activation`` is
+    ``'relu'``, ``'gelu'`` or a callable.
+
+    >>> import chainrule as cr
+    >>> layer = cr.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    >>> layer(cr.randn(3, 5, 8)).shape
+    chainrule.Size([3, 5, 8])
+    """
 
     def forward(
         self,
@@ -426,23 +446,11 @@ class TransformerEncoderLayer(Module):
             x = self.norm2(x + self._ff_block(x))
         return x
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
-        x = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            need_weights=False,
-            is_causal=is_causal,
-        )[0]
-        return self.dropout1(x)
-
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention, attention over the encoder's ``memory``, then a feed-forward block;
     each with a residual connection and LayerNorm (before the block with ``norm_first``).
 
@@ -455,39 +463,7 @@ class TransformerDecoderLayer(Module):
     chainrule.Size([3, 4, 8])
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable = F.relu,
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw
-        )
-        self.multihead_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw
-        )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation)
+    _cross_attention = True
 
     def forward(
         self,
@@ -515,18 +491,6 @@ class TransformerDecoderLayer(Module):
             )
             x = self.norm3(x + self._ff_block(x))
         return x
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
-        x = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            is_causal=is_causal,
-            need_weights=False,
-        )[0]
-        return self.dropout1(x)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal) -> Tensor:
         x = self.multihead_attn(
