@@ -25,11 +25,26 @@ import itertools
 import math
 
 from chainrule import backend
-from chainrule.ops.elementwise import cast, clamp, log, log1p, rsqrt, sigmoid
+from chainrule.ops.elementwise import (
+    _ERFCX_P32,
+    _ERFCX_P64,
+    _ERFCX_Q32,
+    _ERFCX_Q64,
+    _IGNORE,
+    _ratio,
+    _scaled_ratio,
+    cast,
+    clamp,
+    exp,
+    log,
+    log1p,
+    rsqrt,
+    sigmoid,
+)
 from chainrule.ops.linalg import matmul
 from chainrule.ops.movement import reshape, transpose
 from chainrule.ops.reduce import mean, sum
-from chainrule.tensor import Node, Tensor, modes
+from chainrule.tensor import _FREED, Node, Tensor, modes
 
 __all__ = [
     "conv1d",
@@ -1367,6 +1382,180 @@ class BinaryCrossEntropy(Node):
         if self.edges[1]:
             gy = g * (clamp(log1p(-x), min=-100) - clamp(log(x), min=-100))
         return gx, gy
+
+
+# GELU. A speed primitive: the composite ``x * (erf(x / sqrt 2) + 1) / 2`` makes several
+# full-size temporaries and graph nodes, and its backward evaluates erf again. Here the forward
+# is a dozen or two in-place passes over arrays it owns, and keeps the normal CDF ``Phi(x)``
+# and ``exp(-x*x/2)`` (or, for ``'tanh'``, the sigmoid below) so that the backward is four to
+# ten more passes with no transcendental function at all.
+#
+# ``Phi(x) = erfc(-x / sqrt 2) / 2``. Its lower tail ``h(w) = Phi(-w)``, ``w = |x|``, is
+# ``exp(-w*w/2) * R(w / sqrt 2) / 2`` with ``R = exp(u*u) erfc(u)``, the ratio fitted in
+# elementwise.py, here rescaled to take ``w`` directly; then ``Phi(x) = h`` for ``x <= 0`` and
+# ``1 - h`` for ``x > 0``. Unlike ``(1 + erf) / 2`` this keeps full relative accuracy in the
+# lower tail (PyTorch's own kernel loses it there, which is within the op table's tolerance).
+#
+# ``approximate='tanh'``: ``(1 + tanh(y)) / 2 = sigmoid(2y) = 1 / (1 + exp(-2y))`` with
+# ``y = sqrt(2/pi) (x + 0.044715 x^3)``: one exp instead of a slower tanh, no cancellation
+# for negative ``x``, and ``exp -> inf`` there simply gives 0.
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_CUBIC = 0.044715
+# per itemsize: coefficients of h(w) * exp(w*w/2), and where h underflows (R's fitted range)
+_GELU_TAIL = {
+    8: (_scaled_ratio(_ERFCX_P64, _ERFCX_Q64, math.sqrt(0.5), 0.5), 27.0 * math.sqrt(2.0)),
+    4: (_scaled_ratio(_ERFCX_P32, _ERFCX_Q32, math.sqrt(0.5), 0.5), 10.0 * math.sqrt(2.0)),
+}
+_SAVED_SLOT = Node.__dict__["saved"]
+
+
+def _gelu_exact(xp, x):
+    """``(x * Phi(x), Phi(x), exp(-x*x/2))`` for a float32 or float64 array ``x``."""
+    (num, den), w_max = _GELU_TAIL[x.dtype.itemsize]
+    w = xp.clip(x, -w_max, w_max)  # keeps NaN, and R finite for +-inf (h is 0 there anyway)
+    xp.abs(w, out=w)
+    tail = _ratio(xp, w, num, den)
+    dens = xp.multiply(x, x)
+    dens *= -0.5
+    xp.exp(dens, out=dens)
+    tail *= dens  # h(|x|) = Phi(-|x|)
+    # Phi = m - s * h with m = [x > 0] and s = 2m - 1: s * h is exact, so Phi is h or 1 - h
+    # rounded once (xp.where is several times slower when the mask changes often)
+    cdf = xp.greater(x, 0, out=xp.empty_like(x))
+    sign = xp.multiply(cdf, 2.0, out=w)
+    sign -= 1.0
+    tail *= sign
+    cdf -= tail
+    return x * cdf, cdf, dens
+
+
+def _gelu_tanh(xp, x):
+    """``(x * s, s)`` with ``s = sigmoid(2y) = (1 + tanh(y)) / 2``."""
+    s = xp.multiply(x, x)
+    s *= -2.0 * _SQRT_2_OVER_PI * _GELU_CUBIC
+    s -= 2.0 * _SQRT_2_OVER_PI
+    s *= x  # -2y
+    xp.exp(s, out=s)
+    s += 1.0
+    xp.reciprocal(s, out=s)
+    return x * s, s
+
+
+def _gelu_cache(xp, x, approximate: str) -> tuple:
+    """The output and what the derivative needs, computed in float32 for narrower types."""
+    if x.ndim == 0:  # ufuncs return scalars for 0-d arrays; the in-place passes need arrays
+        out, cache = _gelu_cache(xp, x.reshape(1), approximate)
+        return out.reshape(()), cache
+    if x.dtype.itemsize < 4:
+        x = x.astype("float32")
+    with backend.errstate(**_IGNORE):  # x*x -> inf, exp -> inf and -inf * 0 are all intended
+        if approximate == "tanh":
+            out, s = _gelu_tanh(xp, x)
+            return out, (s,)
+        out, cdf, dens = _gelu_exact(xp, x)
+        return out, (cdf, dens)
+
+
+def _gelu_derivative(xp, x, approximate: str, cache: tuple):
+    """gelu'(x) as a new array: ``Phi + x phi`` or the derivative of the tanh form (1-d for
+    a 0-d ``x``, like the cache)."""
+    if x.ndim == 0:
+        x = x.reshape(1)
+    with backend.errstate(**_IGNORE):
+        if approximate == "tanh":
+            (s,) = cache
+            d = xp.multiply(x, x, dtype=s.dtype)
+            d *= 6.0 * _SQRT_2_OVER_PI * _GELU_CUBIC
+            d += 2.0 * _SQRT_2_OVER_PI
+            d *= x
+            d *= s
+            d *= xp.subtract(1.0, s)
+            d += s  # s + x s (1 - s) 2y'
+            return d
+        cdf, dens = cache
+        d = xp.multiply(x, dens, dtype=dens.dtype)
+        d *= _INV_SQRT_2PI
+        d += cdf  # Phi(x) + x phi(x)
+        return d
+
+
+def _gelu_second_derivative(x: Tensor, approximate: str) -> Tensor:
+    """gelu''(x) in chainrule ops (so third derivatives work too)."""
+    x2 = x * x
+    if approximate == "tanh":
+        dy = (x2 * (3.0 * _GELU_CUBIC) + 1.0) * _SQRT_2_OVER_PI  # y'
+        z = (x + x2 * x * _GELU_CUBIC) * (2.0 * _SQRT_2_OVER_PI)
+        s, s_neg = sigmoid(z), sigmoid(-z)  # s_neg = 1 - s without cancellation
+        # s' = 2 s (1 - s) y', so gelu'' = 2 s' + x s'' is s (1 - s) times this
+        inner = dy * 4.0 + x * dy * dy * (s_neg - s) * 4.0
+        inner = inner + x2 * (12.0 * _GELU_CUBIC * _SQRT_2_OVER_PI)
+        return s * s_neg * inner
+    return (2.0 - x2) * exp(x2 * -0.5) * _INV_SQRT_2PI  # phi (2 - x^2)
+
+
+class _KeepsArrays(Node):
+    """A node that keeps arrays of its own (``cache``) for its backward. They are let go
+    together with the saved inputs, when the engine releases those after the backward
+    (unless ``retain_graph``), not only when the whole graph is dropped."""
+
+    __slots__ = ("cache",)
+
+    @property
+    def saved(self):
+        return _SAVED_SLOT.__get__(self, type(self))
+
+    @saved.setter
+    def saved(self, value):
+        _SAVED_SLOT.__set__(self, value)
+        if value is _FREED:
+            self.cache = None
+
+
+class Gelu(_KeepsArrays):
+    """``gelu(x)``, exact (``approximate='none'``) or in tanh form, as one node (a speed
+    primitive; see the notes above). Backward: :class:`GeluBackward`, which reuses the
+    arrays this forward kept."""
+
+    __slots__ = ("approximate",)
+    saves = (0,)
+
+    def forward(self, xp, x, approximate="none"):
+        self.approximate = approximate
+        out, self.cache = _gelu_cache(xp, x, approximate)
+        return out if out.dtype == x.dtype else out.astype(x.dtype)
+
+    def backward(self, g, x):
+        return GeluBackward.apply(g, x, approximate=self.approximate, cache=self.cache)
+
+
+class GeluBackward(_KeepsArrays):
+    """``g * gelu'(x)``. Backward: ``gelu'(x)`` again for ``g`` (the op is linear in it) and
+    ``g * gelu''(x)`` in chainrule ops for ``x``, so GELU can be differentiated any number
+    of times."""
+
+    __slots__ = ("approximate",)
+    saves = (0, 1)
+
+    def forward(self, xp, g, x, approximate="none", cache=None):
+        self.approximate = approximate
+        if cache is None:  # not from a Gelu forward: recompute
+            cache = _gelu_cache(xp, x, approximate)[1]
+        self.cache = cache
+        d = _gelu_derivative(xp, x, approximate, cache)
+        d *= g
+        if d.shape != x.shape:  # 0-d
+            d = d.reshape(x.shape)
+        return d if d.dtype == x.dtype else d.astype(x.dtype)
+
+    def backward(self, gg, g, x):
+        dg = dx = None
+        if self.edges[0]:
+            dg = GeluBackward.apply(gg, x, approximate=self.approximate, cache=self.cache)
+        if self.edges[1]:
+            dx = gg * g * _gelu_second_derivative(x, self.approximate)
+        return dg, dx
 
 
 # ---------------------------------------------------------------------------------------------

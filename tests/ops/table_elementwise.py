@@ -12,6 +12,7 @@ BINARY = [
     C(A(4, 3, noncontig=True), A(4, 3), note="noncontig"),
     C(A(0, 3), A(3), note="empty"),
 ]
+_ERF_POINTS = [-6.5, -3.0, -1.5, -1.0, -0.3, 0.0, 1e-3, 0.7, 1.0, 1.3, 3.0, 6.0]
 UNARY = [
     C(A(3, 4)),
     C(A()),
@@ -116,6 +117,13 @@ ROWS = (
         OpSpec("round", lambda m, a: m.round(a), _unary("distinct")),
         OpSpec("trunc", lambda m, a: m.trunc(a), _unary("distinct")),
         OpSpec("erf", lambda m, a: m.erf(a), UNARY),
+        # both approximations (|x| <= 1 and |x| > 1), the switch at 1, and |x| where erf is
+        # +-1 to the last bit; a small random offset keeps finite differences off the points
+        OpSpec(
+            "erf",
+            lambda m, a, c: m.erf(a * 0.01 + m.tensor(c, dtype=a.dtype)),
+            [C(A(len(_ERF_POINTS)), _ERF_POINTS, note="points")],
+        ),
         OpSpec("atan2", lambda m, a, b: m.atan2(a, b), _binary("positive", "positive")),
         OpSpec(
             "lerp",

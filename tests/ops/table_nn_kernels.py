@@ -7,6 +7,8 @@ finite-difference step to change which one is the maximum.
 
 from tests.ops.op_table import A, C, OpSpec
 
+_GELU_POINTS = [-30.0, -9.0, -5.0, -2.5, -0.75, -0.1, 0.0, 0.3, 1.0, 2.5, 6.0, 30.0]
+
 
 def _f(m):
     """``nn.functional`` of either framework."""
@@ -209,6 +211,27 @@ ROWS = [
             C(A(5, 3), A(9, kind="index", high=3), scale_grad_by_freq=True, note="freq"),
         ],
         grad=False,
+    ),
+    OpSpec(
+        "gelu",
+        lambda m, x, **kw: _f(m).gelu(x, **kw),
+        [
+            C(A(3, 4)),
+            C(A(3, 4), approximate="tanh", note="tanh"),
+            C(A(), note="scalar"),
+            C(A(4, 3, noncontig=True), note="noncontig"),
+            C(A(0, 2), approximate="tanh", note="empty"),
+        ],
+    ),
+    # fixed points from deep in the lower tail to large positive values (a small random
+    # offset keeps the finite differences off exact points): both branches of the CDF
+    OpSpec(
+        "gelu",
+        lambda m, x, c, **kw: _f(m).gelu(x * 0.01 + m.tensor(c, dtype=x.dtype), **kw),
+        [
+            C(A(len(_GELU_POINTS)), _GELU_POINTS, note="points"),
+            C(A(len(_GELU_POINTS)), _GELU_POINTS, approximate="tanh", note="points-tanh"),
+        ],
     ),
     OpSpec(
         "binary_cross_entropy",
