@@ -281,7 +281,10 @@ class GradientMonitor:
                     w_sq += _sq_norm(p._data)
                     before = self._snapshot.get(qualified)
                     if before is not None and before.shape == p._data.shape:
-                        diff = self._scratch_for(qualified, p._data)
+                        if final:  # the snapshot stays for the step's real close
+                            diff = self._scratch_for(qualified, p._data)
+                        else:  # the snapshot is refilled below: take the difference in it
+                            diff = before
                         backend.array_module(diff).subtract(p._data, before, out=diff)
                         d_sq += _sq_norm(diff)
                 stats.weight_norm.append(math.sqrt(w_sq))
