@@ -279,11 +279,37 @@ def result_type(operands) -> dtype:
 def add_at(xp, target, index, values) -> None:
     """``target[index] += values`` with repeated indices accumulating (unbuffered)."""
     if xp is numpy:
-        numpy.add.at(target, index, values)
+        if not _add_rows_at(target, index, values):
+            numpy.add.at(target, index, values)
     else:  # pragma: no cover - GPU only
         import cupyx
 
         cupyx.scatter_add(target, index, values)
+
+
+def _add_rows_at(target, index, values) -> bool:
+    """The row case of :func:`add_at` (an embedding's or a row gather's backward), ~6x
+    faster: ``numpy.add.at`` has a fast loop only for 1-D targets, so the rows are added
+    through flat element indices into the target's flat view. Returns False when the call
+    is not that case."""
+    if not (
+        isinstance(index, numpy.ndarray)
+        and index.ndim == 1
+        and index.dtype.kind in "iu"
+        and target.ndim >= 2
+        and target.flags.c_contiguous
+        and values.shape == (index.shape[0], *target.shape[1:])
+        and index.shape[0] > 0
+    ):
+        return False
+    n = target.shape[0]
+    index = numpy.where(index < 0, index + n, index)  # negative rows as add.at reads them
+    if index.min() < 0 or index.max() >= n:
+        return False  # let add.at raise its IndexError
+    width = target.size // n
+    flat = (index.astype(numpy.intp)[:, None] * width + numpy.arange(width)).reshape(-1)
+    numpy.add.at(target.reshape(-1), flat, values.reshape(-1))
+    return True
 
 
 def errstate(**kwargs):
