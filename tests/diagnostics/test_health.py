@@ -152,3 +152,30 @@ def test_detach_removes_hooks():
     monitor.detach()
     _train(model, steps=3, monitor=monitor)
     assert len(monitor.layers["0"].grad_norm) == steps
+
+
+def test_sampled_update_ratio_and_attribution_match_exact_values():
+    # a 512 x 784 weight is measured on an evenly spaced sample; compare with full sums
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 3))
+    monitor = GradientMonitor(model)
+    x, y = cr.randn(64, 784), cr.randint(0, 3, (64,))
+    opt = cr.optim.Adam(model.parameters(), lr=1e-3)
+    weight = model[0].weight
+    for _ in range(3):
+        before = weight.detach().clone()
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        exact_attr = float((weight.detach() * weight.grad).abs().sum())
+        sampled_attr = monitor._pending_attr["0"] - float(
+            (model[0].bias.detach() * model[0].bias.grad).abs().sum()
+        )
+        assert sampled_attr == pytest.approx(exact_attr, rel=0.05)
+        opt.step()
+        exact_ratio = float(
+            ((weight.detach() - before).pow(2).sum() + 0.0).sqrt() / before.pow(2).sum().sqrt()
+        )
+    model(x)  # closes the last step
+    # the layer's ratio mixes weight and (exactly measured) bias, dominated by the weight
+    assert monitor.layers["0"].update_ratio[-1] == pytest.approx(exact_ratio, rel=0.05)
