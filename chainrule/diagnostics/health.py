@@ -16,9 +16,9 @@ How it sees everything without help from the loop:
 * forward hooks on ReLU/Sigmoid/Tanh modules measure dead and saturated units;
 * the next forward pass of the model closes the step: the weights have been updated by
   then, so the update-to-weight ratio ``|Δw| / |w|`` is measured against a snapshot;
-* the update ratio and the attribution of tensors larger than ``UPDATE_SAMPLE`` entries
-  are estimated from a fixed, evenly spaced sample of their entries (see
-  :func:`_sample_stride`), which keeps the monitor's cost near a tenth of a training step;
+* the weight norm, update ratio and attribution of large tensors are estimated from a
+  fixed sample of evenly spaced runs of their entries (see :func:`_sample`), which keeps
+  the monitor's cost near a tenth of a training step;
 * every recorded op is counted while the monitor is attached, so a graph that survives from
   step to step (``total_loss += loss``) shows up as a live-node count that keeps growing.
 """
@@ -117,19 +117,28 @@ def _sq_norm(arr) -> float:
     return float(xp.dot(wide, wide))
 
 
-UPDATE_SAMPLE = 16384  # entries per tensor the update ratio and attribution are measured on
+SAMPLE_BLOCKS, SAMPLE_BLOCK = 64, 256  # the sample: 64 evenly spaced runs of 256 entries
 
 
-def _sample_stride(size: int) -> int:
-    """Every how many entries of a flattened tensor the sampled statistics take one.
+def _sample(arr) -> tuple:
+    """``(view, scale)``: the entries of ``arr`` the sampled statistics read, and how many
+    entries of the tensor each one stands for.
 
     The update ratio ``|Δw| / |w|`` is a health measure read in orders of magnitude, and the
-    attribution ``sum |w * dL/dw|`` ranks parameters; an evenly spaced sample of at most
-    ``UPDATE_SAMPLE`` entries estimates both to within a few percent and spares the monitor
-    a full copy, subtraction, product and sum over every large weight at every step (the
-    monitor is memory-bound: each such pass costs as much as a small layer). Both are exact
-    for tensors up to that size; gradient and weight norms are always exact."""
-    return max(1, -(-size // UPDATE_SAMPLE))
+    attribution ``sum |w * dL/dw|`` ranks parameters; a sample of ``SAMPLE_BLOCKS`` evenly
+    spaced runs of ``SAMPLE_BLOCK`` contiguous entries estimates both (and the weight norm)
+    to within a few percent, and spares the monitor a full copy, subtraction, product and
+    sum over every large weight at every step. The monitor is memory-bound, so the runs are
+    contiguous: scattered single entries would touch a cache line each. Tensors up to the
+    sample's size are read whole (exact figures). Gradient norms, and the non-finite check
+    that rides on them, always read every entry."""
+    flat = arr.reshape(-1)
+    n = flat.size
+    if n <= SAMPLE_BLOCKS * SAMPLE_BLOCK:
+        return flat, 1.0
+    step = n // SAMPLE_BLOCKS
+    view = flat[: SAMPLE_BLOCKS * step].reshape(SAMPLE_BLOCKS, step)[:, :SAMPLE_BLOCK]
+    return view, n / view.size
 
 
 class GradientMonitor:
@@ -209,11 +218,9 @@ class GradientMonitor:
             if bad:
                 attr = float("nan")
             elif g.shape == p._data.shape:
-                # sum |w * g| over the same evenly spaced sample as the update ratio, each
-                # entry standing for ``stride`` of them (exact for tensors up to the sample size)
-                stride = _sample_stride(g.size)
-                w_s, g_s = p._data.reshape(-1)[::stride], g.reshape(-1)[::stride]
-                attr = stride * float(xp.abs(w_s * g_s).sum())
+                # sum |w * g| over the same sample as the update ratio (see _sample)
+                w_s, scale = _sample(p._data)
+                attr = scale * float(xp.abs(w_s * _sample(g)[0]).sum())
             else:
                 attr = float(xp.abs(p._data * g).sum())
             self._pending_attr[layer] = self._pending_attr.get(layer, 0.0) + attr
@@ -280,24 +287,19 @@ class GradientMonitor:
                     math.sqrt(out_sq / out_n) if out_n and out_sq == out_sq else float("nan")
                 )
                 stats.attribution.append(self._pending_attr.get(layer, 0.0))
-                w_sq, w_sample_sq, d_sample_sq = 0.0, 0.0, 0.0
+                w_sq, d_sq, updated = 0.0, 0.0, False
                 for lay, qualified, p in self._params:
                     if lay != layer:
                         continue
-                    w_sq += _sq_norm(p._data)
+                    now, scale = _sample(p._data)  # see _sample
+                    w_sq += scale * _sq_norm(now)
                     before = self._snapshot.get(qualified)
-                    if before is not None:
-                        stride = _sample_stride(p._data.size)
-                        now = p._data.reshape(-1)[::stride]
-                        if now.shape == before.shape:
-                            # each sampled entry stands for ``stride`` entries of the tensor
-                            w_sample_sq += stride * _sq_norm(now)
-                            d_sample_sq += stride * _sq_norm(now - before)
+                    if before is not None and now.shape == before.shape:
+                        d_sq += scale * _sq_norm(now - before)
+                        updated = True
                 stats.weight_norm.append(math.sqrt(w_sq))
-                if self._snapshot:
-                    stats.update_ratio.append(
-                        math.sqrt(d_sample_sq) / (math.sqrt(w_sample_sq) + 1e-12)
-                    )
+                if updated:
+                    stats.update_ratio.append(math.sqrt(d_sq) / (math.sqrt(w_sq) + 1e-12))
             if not final:
                 self.live_nodes.append(len(self._live))
         self._pending_grads.clear()
@@ -308,17 +310,14 @@ class GradientMonitor:
             return
         self.step += 1
         if self._recording():
-            self._snapshot = {
-                q: p._data.reshape(-1)[:: _sample_stride(p._data.size)].copy()
-                for _, q, p in self._params
-            }
+            self._snapshot = {q: _sample(p._data)[0].copy() for _, q, p in self._params}
         else:
             self._snapshot = {}
 
     # -- results ------------------------------------------------------------------------------
     def attribution(self, top: int | None = None) -> list:
         """Parameters ranked by accumulated first-order attribution ``sum |w · dL/dw|``
-        (estimated from an evenly spaced sample for tensors larger than ``UPDATE_SAMPLE``)."""
+        (estimated from a fixed sample of large tensors' entries, see ``_sample``)."""
         ranked = sorted(self._attribution_total.items(), key=lambda kv: -kv[1])
         return ranked[:top] if top else ranked
 
