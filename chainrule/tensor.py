@@ -206,6 +206,38 @@ class Node:
         return tuple(out)
 
 
+_SAVED_SLOT = Node.__dict__["saved"]
+
+
+class BufferedNode(Node):
+    """A primitive that keeps arrays of its own for its backward (the attributes named in
+    ``_buffers``), besides its saved inputs.
+
+    The engine releases a node's saved values right after running its backward (unless
+    ``retain_graph``) by setting ``node.saved``; :meth:`release` drops the buffers at that
+    same moment, so a finished backward gives their memory back at once, not only when the
+    graph is dropped. Subclasses with other resources extend :meth:`release`.
+    """
+
+    __slots__ = ()
+    _buffers: tuple = ()
+
+    @property
+    def saved(self):
+        return _SAVED_SLOT.__get__(self, type(self))
+
+    @saved.setter
+    def saved(self, value):
+        _SAVED_SLOT.__set__(self, value)
+        if value is _FREED:
+            self.release()
+
+    def release(self) -> None:
+        """Drop the arrays named in ``_buffers``."""
+        for name in self._buffers:
+            setattr(self, name, None)
+
+
 class _SavedOutput:
     """An op's own output saved for its backward (kept as the array, to avoid a cycle)."""
 

@@ -44,7 +44,7 @@ from chainrule.ops.elementwise import (
 from chainrule.ops.linalg import matmul
 from chainrule.ops.movement import reshape, transpose
 from chainrule.ops.reduce import mean, sum
-from chainrule.tensor import _FREED, Node, Tensor, modes
+from chainrule.tensor import BufferedNode, Node, Tensor, modes
 
 __all__ = [
     "conv1d",
@@ -1408,7 +1408,6 @@ _GELU_TAIL = {
     8: (_scaled_ratio(_ERFCX_P64, _ERFCX_Q64, math.sqrt(0.5), 0.5), 27.0 * math.sqrt(2.0)),
     4: (_scaled_ratio(_ERFCX_P32, _ERFCX_Q32, math.sqrt(0.5), 0.5), 10.0 * math.sqrt(2.0)),
 }
-_SAVED_SLOT = Node.__dict__["saved"]
 
 
 def _gelu_exact(xp, x):
@@ -1495,30 +1494,13 @@ def _gelu_second_derivative(x: Tensor, approximate: str) -> Tensor:
     return (2.0 - x2) * exp(x2 * -0.5) * _INV_SQRT_2PI  # phi (2 - x^2)
 
 
-class _KeepsArrays(Node):
-    """A node that keeps arrays of its own (``cache``) for its backward. They are let go
-    together with the saved inputs, when the engine releases those after the backward
-    (unless ``retain_graph``), not only when the whole graph is dropped."""
-
-    __slots__ = ("cache",)
-
-    @property
-    def saved(self):
-        return _SAVED_SLOT.__get__(self, type(self))
-
-    @saved.setter
-    def saved(self, value):
-        _SAVED_SLOT.__set__(self, value)
-        if value is _FREED:
-            self.cache = None
-
-
-class Gelu(_KeepsArrays):
+class Gelu(BufferedNode):
     """``gelu(x)``, exact (``approximate='none'``) or in tanh form, as one node (a speed
     primitive; see the notes above). Backward: :class:`GeluBackward`, which reuses the
     arrays this forward kept."""
 
-    __slots__ = ("approximate",)
+    __slots__ = ("approximate", "cache")
+    _buffers = ("cache",)
     saves = (0,)
 
     def forward(self, xp, x, approximate="none"):
@@ -1530,12 +1512,13 @@ class Gelu(_KeepsArrays):
         return GeluBackward.apply(g, x, approximate=self.approximate, cache=self.cache)
 
 
-class GeluBackward(_KeepsArrays):
+class GeluBackward(BufferedNode):
     """``g * gelu'(x)``. Backward: ``gelu'(x)`` again for ``g`` (the op is linear in it) and
     ``g * gelu''(x)`` in chainrule ops for ``x``, so GELU can be differentiated any number
     of times."""
 
-    __slots__ = ("approximate",)
+    __slots__ = ("approximate", "cache")
+    _buffers = ("cache",)
     saves = (0, 1)
 
     def forward(self, xp, g, x, approximate="none", cache=None):

@@ -39,7 +39,7 @@ from chainrule.ops import elementwise as ew
 from chainrule.ops import movement as mv
 from chainrule.ops import reduce as rd
 from chainrule.ops.linalg import matmul
-from chainrule.tensor import _FREED, Node, Tensor, modes
+from chainrule.tensor import BufferedNode, Tensor, modes
 
 __all__ = [
     "rnn_tanh",
@@ -165,21 +165,13 @@ class _ScratchPool:
 
 
 _POOL = _ScratchPool()
-_SAVED_SLOT = Node.__dict__["saved"]
 
 
-class _FusedNode(Node):
-    """A fused primitive that keeps arrays of its own for the backward, besides ``saved``.
-
-    The engine releases a node's saved values right after running its backward (unless
-    ``retain_graph``) by setting ``node.saved``; the arrays named in ``_buffers`` are released
-    at the same moment, so a finished backward gives their memory back at once (not only
-    when the graph is dropped), and the scratch arrays the forward took from the pool go
-    back to it.
-    """
+class _FusedNode(BufferedNode):
+    """A fused primitive whose buffers (see :class:`~chainrule.tensor.BufferedNode`) include
+    scratch arrays taken from the pool: released with the buffers, they go back to it."""
 
     __slots__ = ("scratch",)
-    _buffers: tuple = ()
 
     def _take(self, xp, shape, dtype):
         """A scratch array from the pool, returned to it when this node is released."""
@@ -187,18 +179,10 @@ class _FusedNode(Node):
         self.scratch.append(a)
         return a
 
-    @property
-    def saved(self):
-        return _SAVED_SLOT.__get__(self, type(self))
-
-    @saved.setter
-    def saved(self, value):
-        _SAVED_SLOT.__set__(self, value)
-        if value is _FREED:
-            for name in self._buffers:
-                setattr(self, name, None)
-            _POOL.give(self.scratch)
-            self.scratch = []
+    def release(self) -> None:
+        super().release()
+        _POOL.give(self.scratch)
+        self.scratch = []
 
 
 class _Recurrent(_FusedNode):
