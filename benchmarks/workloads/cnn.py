@@ -1,7 +1,7 @@
 """A LeNet-style CNN training step on a 64 x 1 x 28 x 28 batch.
 
 conv 1->16 k5 pad 2 + ReLU + maxpool 2; conv 16->32 k5 + ReLU + maxpool 2; flatten;
-linear 800->128 + ReLU; linear 128->10; cross-entropy; backward; plain SGD under ``no_grad``.
+linear 800->128 + ReLU; linear 128->10; cross-entropy; backward; one ``optim.Adam`` step.
 The model is built from ``nn`` layers of the framework under test and loaded with the same
 NumPy-drawn weights (PyTorch's default init distributions), so both start from one loss.
 """
@@ -13,7 +13,7 @@ import importlib
 import numpy as np
 
 BATCH = 64
-LR = 0.01
+LR = 1e-3
 
 
 def _uniform(rng, bound, shape):
@@ -55,18 +55,16 @@ def build(fw, seed: int):
         nn.Linear(128, 10),
     )
     model.load_state_dict({k: fw.tensor(v) for k, v in state.items()})
-    params = list(model.parameters())
+    optimizer = fw.optim.Adam(model.parameters(), lr=LR)
     x = fw.tensor(x_np)
     y = fw.tensor(y_np)
     cross_entropy = importlib.import_module(f"{fw.__name__}.nn.functional").cross_entropy
 
     def step():
         loss = cross_entropy(model(x), y)
+        optimizer.zero_grad()
         loss.backward()
-        with fw.no_grad():
-            for p in params:
-                p -= LR * p.grad
-                p.grad = None
+        optimizer.step()
         return loss.item()
 
     with fw.no_grad():
