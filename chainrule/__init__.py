@@ -29,12 +29,14 @@ from chainrule.backend import (
     float32,
     float64,
     get_default_dtype,
+    get_num_threads,
     int8,
     int16,
     int32,
     int64,
     promote_types,
     set_default_dtype,
+    set_num_threads,
     uint8,
 )
 from chainrule.backend import bool_ as bool  # noqa: A001 - PyTorch's name

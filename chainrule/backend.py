@@ -312,6 +312,127 @@ def _add_rows_at(target, index, values) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------------------------
+# threads and memory on the CPU
+# ---------------------------------------------------------------------------------------------
+
+_threads_override: int | None = None
+_threads_for_env: dict[str, int] = {}
+
+
+def get_num_threads() -> int:
+    """Threads chainrule uses on the CPU: the value given to :func:`set_num_threads`, else
+    ``OMP_NUM_THREADS``, else the CPUs this process may run on (at most 8).
+
+    >>> import chainrule as cr
+    >>> cr.get_num_threads() >= 1
+    True
+    """
+    if _threads_override is not None:
+        return _threads_override
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = _threads_for_env.get(env)  # asked at every optimiser step: worked out once per value
+    if n is None:
+        if env.isdigit() and int(env) > 0:
+            n = min(int(env), 8)
+        else:
+            try:
+                cpus = len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover - platforms without affinity
+                cpus = os.cpu_count() or 1
+            n = max(1, min(cpus, 8))
+        _threads_for_env[env] = n
+    return n
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads on the CPU: in chainrule's own parallel work (optimiser steps) and,
+    where its thread switch can be found, in the BLAS library NumPy calls for matrix products.
+
+    >>> import chainrule as cr
+    >>> before = cr.get_num_threads()
+    >>> cr.set_num_threads(1); cr.get_num_threads()
+    1
+    >>> cr.set_num_threads(before)
+    """
+    global _threads_override
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+    _threads_override = n
+    if _Blas.found():
+        _Blas.set_fn(n)
+
+
+class _Blas:
+    """The thread switch of the OpenBLAS that NumPy was built with (Linux; absent elsewhere).
+
+    NumPy's wheels bundle OpenBLAS under prefixed names (``scipy_openblas...64_``); other
+    builds link a plain ``libopenblas``. The library is looked for among the ones this
+    process has loaded.
+    """
+
+    get_fn: Any = None
+    set_fn: Any = None
+    searched = False
+
+    @classmethod
+    def found(cls) -> bool:
+        if not cls.searched:
+            cls.searched = True
+            cls._search()
+        return cls.set_fn is not None
+
+    @classmethod
+    def _search(cls) -> None:
+        import ctypes
+
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+        except OSError:  # not Linux
+            return
+        names = [
+            ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+            ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+            ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+            ("openblas_get_num_threads", "openblas_set_num_threads"),
+        ]
+        for path in sorted(p for p in paths if p.startswith("/")):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:  # pragma: no cover - a mapping that is not a loadable library
+                continue
+            for get_name, set_name in names:
+                get_fn, set_fn = getattr(lib, get_name, None), getattr(lib, set_name, None)
+                if get_fn is not None and set_fn is not None:
+                    get_fn.restype, get_fn.argtypes = ctypes.c_int, []
+                    set_fn.restype, set_fn.argtypes = None, [ctypes.c_int]
+                    cls.get_fn, cls.set_fn = get_fn, set_fn
+                    return
+
+
+ALIGN = 64  # bytes: where the arrays of :func:`aligned_empty` start
+
+
+def aligned_empty(xp, shape, dtype_):
+    """An uninitialised array whose data starts on a 64-byte cache line.
+
+    NumPy's allocator only guarantees 16 bytes: an array that starts mid-line makes every
+    other 32-byte SIMD load straddle two lines, which costs several percent on long,
+    memory-bound passes such as an optimiser's update.
+    """
+    if xp is not numpy:
+        return xp.empty(shape, dtype=dtype_)
+    dt = numpy.dtype(dtype_)
+    count = shape if isinstance(shape, int) else int(numpy.prod(shape, dtype=numpy.int64))
+    raw = numpy.empty(count * dt.itemsize + ALIGN, dtype=numpy.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + count * dt.itemsize].view(dt).reshape(shape)
+
+
 def errstate(**kwargs):
     """Silence or raise floating-point warnings for a block, on either backend."""
     return numpy.errstate(**kwargs)
