@@ -152,7 +152,9 @@ class Optimizer:
         self._state_dict_post_hooks: list[Callable] = []
         self._load_state_dict_pre_hooks: list[Callable] = []
         self._load_state_dict_post_hooks: list[Callable] = []
-        self._plans: dict[tuple, Any] = {}  # how small parameters share flat buffers
+        # per group: its kept layout (runs, chunks, scratch) and how small parameters share
+        # flat buffers (see chainrule.optim._engine)
+        self._plans: dict[tuple, Any] = {}
         self._opt_called = False
         if isinstance(params, Tensor):
             raise TypeError(
@@ -289,7 +291,7 @@ class Optimizer:
 
     def _step_group(self, group: dict) -> None:
         """Update the parameters of one group that have gradients."""
-        _engine.execute(self, group, _engine.group_runs(self, group))
+        _engine.step_group(self, group)
 
     # -- hooks -------------------------------------------------------------------------------
     def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
@@ -529,3 +531,11 @@ def zeros_state(p: Tensor, fill: float = 0.0) -> Tensor:
     if fill == 0.0:
         return Tensor._make(xp.zeros(arr.shape, dtype=arr.dtype))
     return Tensor._make(xp.full(arr.shape, fill, dtype=arr.dtype))
+
+
+def state_copy(xp, a):
+    """A copy of array ``a`` to keep as state (such as a first momentum buffer), laid out
+    for fast passes over it (see ``chainrule.backend.aligned_empty``)."""
+    out = backend.aligned_empty(xp, a.shape, a.dtype)
+    out[...] = a
+    return out

@@ -8,6 +8,7 @@ from chainrule.optim.optimizer import (
     check_differentiable,
     check_hyper,
     effective_grad,
+    state_copy,
     to_float,
 )
 
@@ -30,6 +31,9 @@ class SGD(Optimizer):
 
     _scalar_names = ()
     _n_tmp = 2
+    # a momentum step is four cheap passes over memory: it needs twice the elements of a
+    # typical rule before sharing it among threads pays for the handoff
+    _parallel_weight = 0.5
 
     def __init__(
         self,
@@ -71,13 +75,17 @@ class SGD(Optimizer):
         pass  # the momentum buffer starts as a copy of the first gradient (see _update)
 
     def _update(self, group, xp, p, g, s, sc, tmp) -> None:
+        # runs once per chunk at every step: the common case (momentum, no decay) stays short
         t0, t1 = tmp
         momentum = group["momentum"]
-        d = effective_grad(xp, g, p, group["maximize"], group["weight_decay"], t0, t1)
+        maximize, weight_decay = group["maximize"], group["weight_decay"]
+        d = g
+        if maximize or weight_decay != 0:
+            d = effective_grad(xp, g, p, maximize, weight_decay, t0, t1)
         if momentum != 0:
             buf = s.get("momentum_buffer")
             if buf is None:
-                buf = s["momentum_buffer"] = d.copy()  # a copy: ``d`` may be scratch
+                buf = s["momentum_buffer"] = state_copy(xp, d)  # a copy: ``d`` may be scratch
             else:
                 buf *= momentum
                 dampening = group["dampening"]
@@ -92,6 +100,9 @@ class SGD(Optimizer):
                 d = t1
             else:
                 d = buf
+        lr = group["lr"]
+        if type(lr) is not float:
+            lr = to_float(lr)
         step = t1 if d is t1 else t0  # scratch that ``d`` doesn't need any more
-        xp.multiply(d, -to_float(group["lr"]), out=step)
+        xp.multiply(d, -lr, out=step)
         p += step
