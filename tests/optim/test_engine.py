@@ -126,15 +126,12 @@ def test_wrong_gradient_shape_is_caught_after_the_layout_is_kept():
         opt.step()
 
 
-def test_thread_count_follows_the_environment(monkeypatch):
+def test_thread_count_follows_chainrule_then_the_engine_override(monkeypatch):
     monkeypatch.setattr(_engine, "NUM_THREADS", None)
-    monkeypatch.setattr(backend, "_threads_override", None)
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr(backend, "_threads_override", 3)  # as set_num_threads(3) leaves it
     assert _engine.num_threads() == 3
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(_engine, "NUM_THREADS", 1)
     assert _engine.num_threads() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert _engine.num_threads() == 3
 
 
 def test_threads_change_between_steps_and_errors_in_workers_propagate(monkeypatch):
