@@ -248,10 +248,18 @@ def instance_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor:
-    """Normalise each channel of each sample over its positions."""
+    """Normalise each channel of each sample over its positions.
+
+    With ``use_input_stats`` each sample's own statistics are used, and running statistics,
+    when given, are updated in place as PyTorch does: blended with ``momentum`` towards the
+    per-sample means and unbiased variances averaged over the batch. Without it the running
+    statistics normalise (evaluation of a layer that tracks them).
+    """
     if not use_input_stats:
         return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
     n, c = input.shape[:2]
+    if running_mean is not None or running_var is not None:
+        _update_instance_stats(input, running_mean, running_var, momentum)
     out = group_norm(reshape(input, (1, n * c, *input.shape[2:])), n * c, None, None, eps)
     out = reshape(out, tuple(input.shape))
     shape = (1, -1) + (1,) * (input.ndim - 2)
@@ -260,6 +268,25 @@ def instance_norm(
     if bias is not None:
         out = out + reshape(bias, shape)
     return out
+
+
+def _update_instance_stats(input: Tensor, running_mean, running_var, momentum: float) -> None:
+    """``running = (1 - momentum) * running + momentum * (batch average of each sample's
+    statistic)``, per channel; variances are unbiased (divided by positions - 1)."""
+    xp = backend.array_module(input._data)
+    data = input._data
+    dims = tuple(range(2, data.ndim))
+    count = math.prod(data.shape[2:])
+    mean = xp.mean(data, axis=dims, dtype=xp.float64, keepdims=True)  # (N, C, 1...)
+    stats = [(running_mean, mean)]
+    if running_var is not None:
+        var = xp.sum((data - mean) ** 2, axis=dims, keepdims=True) / max(count - 1, 1)
+        stats.append((running_var, var))
+    for running, stat in stats:
+        if running is not None:
+            r = running._data
+            r *= 1 - momentum
+            r += (momentum * stat.reshape(data.shape[0], -1).mean(0)).astype(r.dtype)
 
 
 def layer_norm(

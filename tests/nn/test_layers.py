@@ -262,6 +262,28 @@ def test_instance_norm2d():
     _check(lambda nn: nn.InstanceNorm2d(3, affine=True), _x(2, 3, 4, 5))
 
 
+@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize(
+    "cls,shape", [("InstanceNorm1d", (4, 3, 6)), ("InstanceNorm2d", (2, 3, 4, 5))]
+)
+def test_instance_norm_tracking_running_stats(cls, shape, affine, momentum):
+    def make(nn):
+        return getattr(nn, cls)(3, affine=affine, momentum=momentum, track_running_stats=True)
+
+    c_mod, t_mod = twin(make, torch)
+    # training: each batch moves the running statistics (compared as buffers), and again
+    for seed in (1, 2):
+        run_both(c_mod, t_mod, torch, [_x(*shape) * 3 + 1], seed=seed)
+    assert [n for n, _ in c_mod.named_buffers()] == [n for n, _ in t_mod.named_buffers()]
+    assert float(np.asarray(c_mod.running_var).std()) > 0 or momentum is None
+    # evaluation normalises with them, batched and unbatched
+    c_mod.eval()
+    t_mod.eval()
+    run_both(c_mod, t_mod, torch, [_x(*shape)])
+    run_both(c_mod, t_mod, torch, [_x(*shape[1:])])
+
+
 @pytest.mark.parametrize(
     "kw",
     [

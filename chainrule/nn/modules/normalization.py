@@ -176,10 +176,6 @@ class _InstanceNorm(_NormBase):
         dtype=None,
         bias: bool = True,
     ) -> None:
-        if track_running_stats:
-            raise NotImplementedError(
-                f"{type(self).__name__}: track_running_stats=True is not supported"
-            )
         super().__init__(
             num_features, eps, momentum, affine, track_running_stats, device, dtype, bias
         )
@@ -190,7 +186,18 @@ class _InstanceNorm(_NormBase):
             raise ValueError(f"expected {dims} input (got {input.ndim}D input)")
         unbatched = input.ndim == self.expected_dims[0]
         x = input.unsqueeze(0) if unbatched else input
-        out = F.instance_norm(x, None, None, self.weight, self.bias, True, self.momentum, self.eps)
+        # tracked statistics are updated in training and normalise in evaluation; like
+        # PyTorch, momentum=None means no update (there is no cumulative average here)
+        out = F.instance_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or not self.track_running_stats,
+            0.0 if self.momentum is None else self.momentum,
+            self.eps,
+        )
         return out.squeeze(0) if unbatched else out
 
 
