@@ -367,8 +367,9 @@ ACTIVATIONS = [
 def test_activation(i):
     x = _x(3, 4, 5) * 3
     name = type(ACTIVATIONS[i](cr.nn)).__name__
-    # PyTorch computes the constants of these two in float32 even for float64 tensors
-    rtol = 1e-7 if name in ("CELU", "Hardsigmoid") else 1e-9
+    # PyTorch computes the constants of these two in float32 even for float64 tensors: CELU's
+    # exp(x / alpha) then differs by |x / alpha| * 2e-8 relatively (up to ~5e-7 here)
+    rtol = 1e-6 if name in ("CELU", "Hardsigmoid") else 1e-9
     _check(ACTIVATIONS[i], x, rtol=rtol)
 
 
