@@ -344,6 +344,35 @@ def test_reused_scratch_memory_never_leaks_into_results(cls):
     _close(first_grad, kept_grad, 0)
 
 
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_second_backward_with_retain_graph_gives_the_same_gradients(cls, batch_first):
+    # the LSTM turns its saved activations into BPTT factors in place on the first backward;
+    # a second backward through the kept graph must find the same values
+    layer = cls(3, 6, batch_first=batch_first).double()
+    x = cr.randn(4, 5, 3, dtype=cr.float64, requires_grad=True)
+    out, _ = layer(x)
+    loss = out.pow(2).sum()
+    loss.backward(retain_graph=True)
+    first = [np.asarray(p.grad).copy() for p in layer.parameters()] + [np.asarray(x.grad).copy()]
+    loss.backward()
+    second = [np.asarray(p.grad) for p in layer.parameters()] + [np.asarray(x.grad)]
+    for a, b in zip(first, second):
+        _close(b, 2 * a, 1e-12)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("steps", [63, 64])
+def test_lstm_at_power_of_two_strides_matches_torch(batch_first, steps):
+    # T + 1 = 64 columns would put rows of the hidden-major arrays 4 KiB multiples apart; the
+    # kernel pads them (_columns). Results must not depend on that.
+    ours, theirs = _pair(torch.nn.LSTM, nn.LSTM, 3, 4, batch_first=batch_first)
+    shape = (32, steps, 3) if batch_first else (steps, 32, 3)
+    x = np.random.default_rng(0).standard_normal(shape)
+    _compare_run(ours, theirs, x, None)
+    assert sk._columns(64, 32, 4) == 65 and sk._columns(65, 32, 4) == 65
+
+
 # ---------------------------------------------------------------------------------------------
 # training: a character model learns a generated text
 # ---------------------------------------------------------------------------------------------
