@@ -963,37 +963,44 @@ def nll_loss(
     reduction = _reduction(size_average, reduce, reduction)
     if input.ndim < 1:
         raise ValueError(f"nll_loss: expected input with at least 1 dimension, got {input.ndim}")
-    if target._data.dtype.kind not in "iu":
-        raise RuntimeError(
-            f"nll_loss: expected target of an integer dtype (class indices), got "
-            f"{target.dtype.name}"
-        )
-    _class_target_shape_check(input, target, "nll_loss")
+    safe, w = _class_index_weights(input, target, weight, ignore_index, "nll_loss")
     c_dim = _class_dim(input)
-    n_classes = input.shape[c_dim]
-    if weight is not None and tuple(weight.shape) != (n_classes,):
-        raise RuntimeError(
-            f"nll_loss: weight tensor should be defined either for all {n_classes} classes or "
-            f"no classes but got weight tensor of shape: {list(weight.shape)}"
-        )
-    t = target._data
-    valid, safe = _check_targets(t, n_classes, ignore_index, "nll_loss")
-    xp = backend.array_module(t)
+    xp = backend.array_module(safe)
     index = Tensor._make(xp.expand_dims(safe.astype(xp.int64), c_dim))
     picked = squeeze(gather(input, c_dim, index), c_dim)
+    return _reduce_class_losses(-picked * Tensor._make(w), w, reduction)
+
+
+def _class_index_weights(input, target, weight, ignore_index: int, op: str) -> tuple:
+    """The checks of a loss on class indices; returns the targets with ignored entries set to
+    0 and each entry's weight (``weight[t]``, or 1, and 0 where ignored)."""
+    if target._data.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"{op}: expected target of an integer dtype (class indices), got {target.dtype.name}"
+        )
+    _class_target_shape_check(input, target, op)
+    n_classes = input.shape[_class_dim(input)]
+    if weight is not None and tuple(weight.shape) != (n_classes,):
+        raise RuntimeError(
+            f"{op}: weight tensor should be defined either for all {n_classes} classes or "
+            f"no classes but got weight tensor of shape: {list(weight.shape)}"
+        )
+    valid, safe = _check_targets(target._data, n_classes, ignore_index, op)
     dt = input._data.dtype
     if weight is not None:
-        w = (weight._data.astype(dt)[safe] * valid).astype(dt)
-    else:
-        w = valid.astype(dt)
-    loss = -picked * Tensor._make(w)
+        return safe, (weight._data.astype(dt)[safe] * valid).astype(dt)
+    return safe, valid.astype(dt)
+
+
+def _reduce_class_losses(loss: Tensor, w, reduction: str) -> Tensor:
+    """``reduction`` of per-entry losses; ``'mean'`` divides by the summed weights ``w``."""
     if reduction == "none":
         return loss
     total = sum(loss)
     if reduction == "sum":
         return total
     if reduction == "mean":
-        return _divide_by_weight(total, w.sum(), xp, dt)
+        return _divide_by_weight(total, w.sum(), backend.array_module(w), loss._data.dtype)
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
@@ -1025,6 +1032,15 @@ def cross_entropy(
     reduction = _reduction(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if (
+        label_smoothing == 0
+        and input.ndim == 2
+        and 0 not in input.shape
+        and target._data.dtype.kind in "iu"
+    ):  # the common case, as one node (see SoftmaxCrossEntropy)
+        safe, w = _class_index_weights(input, target, weight, ignore_index, "cross_entropy")
+        loss = _k.SoftmaxCrossEntropy.apply(input, target=safe, weight=w)
+        return _reduce_class_losses(loss, w, reduction)
     c_dim = _class_dim(input)
     n_classes = input.shape[c_dim]
     logp = _log_softmax(input, c_dim)

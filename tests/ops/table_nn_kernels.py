@@ -6,6 +6,7 @@ finite-difference step to change which one is the maximum.
 """
 
 from tests.ops.op_table import A, C, OpSpec
+from tests.ops.table_indexing import I
 
 _GELU_POINTS = [-30.0, -9.0, -5.0, -2.5, -0.75, -0.1, 0.0, 0.3, 1.0, 2.5, 6.0, 30.0]
 
@@ -231,6 +232,17 @@ ROWS = [
         [
             C(A(len(_GELU_POINTS)), _GELU_POINTS, note="points"),
             C(A(len(_GELU_POINTS)), _GELU_POINTS, approximate="tanh", note="points-tanh"),
+        ],
+    ),
+    # class indices on 2-D logits: the fused SoftmaxCrossEntropy node
+    OpSpec(
+        "cross_entropy",
+        lambda m, x, t, **kw: _f(m).cross_entropy(x, t, **kw),
+        [
+            C(A(4, 5), I(4, high=5)),
+            C(A(3, 4), I(3, high=4), reduction="sum", note="sum"),
+            C(A(3, 4), I(3, high=4), reduction="none", note="none"),
+            C(A(5, 3, noncontig=True), I(5, high=3), ignore_index=1, note="ignore-noncontig"),
         ],
     ),
     OpSpec(
