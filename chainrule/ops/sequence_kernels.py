@@ -4,9 +4,11 @@ Why fused (for speed): a recurrent layer written with small ops records ~20 grap
 time step, and the engine then spends more time on bookkeeping than on arithmetic. Here each
 layer-direction is one :class:`Node`, as cuDNN does for PyTorch on GPUs:
 
-* forward: one big matmul projects the inputs of *all* time steps at once, then a loop over
-  time does only the recurrent matmul and the gate arithmetic, writing into preallocated
-  arrays (the activated gates and cell states are kept for the backward);
+* forward: a loop over time does one matmul per step and the gate arithmetic, writing into
+  preallocated arrays (the activated gates and cell states are kept for the backward). The
+  GRU and RNN kernels project the inputs of *all* steps with one big matmul first; the LSTM
+  kernel stacks each step's input and hidden state so that its per-step matmul does both
+  (see :class:`LSTMSequence`);
 * backward: a hand-written backpropagation through time (BPTT) runs the loop in reverse,
   collects the gate gradients of every step in one array, and turns them into the input and
   weight gradients with one big matmul each.
