@@ -67,12 +67,18 @@ def test_gradcheck(row, i):
     assert cr.autograd.gradcheck(lambda *xs: _call(row, i, cr, xs), inputs)
 
 
-@pytest.mark.parametrize("row,i", SECOND, ids=SECOND_IDS)
-def test_gradgradcheck(row, i):
+def _second_order_inputs(row, i) -> tuple:
+    """The row's inputs and the differentiable ones among them (skips when there are none)."""
     inputs = _cr_inputs(row, i)
     diff = [t for t in inputs if isinstance(t, cr.Tensor) and t.requires_grad]
     if not diff or all(t.numel() == 0 for t in diff):
         pytest.skip("no differentiable, non-empty input")
+    return inputs, diff
+
+
+@pytest.mark.parametrize("row,i", SECOND, ids=SECOND_IDS)
+def test_gradgradcheck(row, i):
+    inputs, _ = _second_order_inputs(row, i)
     assert cr.autograd.gradgradcheck(lambda *xs: _call(row, i, cr, xs), inputs)
 
 
@@ -81,10 +87,7 @@ def test_differentiable_backward_gives_the_plain_values(row, i):
     # fused nodes have two backward paths: array code, and chainrule ops when the backward
     # must be recorded (create_graph). gradgradcheck differentiates the second one but cannot
     # see a wrong value in it (the derivative of a constant term is zero): compare the two.
-    inputs = _cr_inputs(row, i)
-    diff = [t for t in inputs if isinstance(t, cr.Tensor) and t.requires_grad]
-    if not diff or all(t.numel() == 0 for t in diff):
-        pytest.skip("no differentiable, non-empty input")
+    inputs, diff = _second_order_inputs(row, i)
     rng = np.random.default_rng(7)
     results = []
     for create_graph in (False, True):
