@@ -100,7 +100,9 @@ def _gate_factors(xp, n_sigmoid: int, n: int, dtype):
 def _activate_(xp, a, n_sigmoid: int):
     """Gates from pre-activations scaled by :func:`_gate_factors`, in place.
 
-    ``1 / (1 + exp(a))`` is ``sigmoid(x)`` on the sigmoid rows (``a = -x``) and
+    ``a`` is ``(B, gate features)``, the first ``n_sigmoid`` columns sigmoid gates and the
+    rest a tanh gate (the LSTM kernel passes its hidden-major block transposed, a view).
+    ``1 / (1 + exp(a))`` is ``sigmoid(x)`` on the sigmoid columns (``a = -x``) and
     ``sigmoid(2x)`` on the others, where ``tanh(x) = 2 sigmoid(2x) - 1``. NumPy's ``exp`` is
     about twice as fast as its ``tanh``, and ``exp`` overflowing to ``inf`` gives the right
     limit 0 (the callers silence that warning).
