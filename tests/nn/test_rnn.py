@@ -361,6 +361,38 @@ def test_second_backward_with_retain_graph_gives_the_same_gradients(cls, batch_f
         _close(b, 2 * a, 1e-12)
 
 
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+def test_training_steps_reuse_scratch_memory(cls):
+    # every array a kernel takes from the scratch pool goes back after the backward: after the
+    # first step, the pool holds the same arrays and traced memory stays flat
+    import tracemalloc
+
+    layer = cls(8, 64, batch_first=True, num_layers=2)  # arrays large enough to be pooled
+    opt = cr.optim.Adam(layer.parameters())
+    x = cr.randn(16, 40, 8)
+
+    def step():
+        opt.zero_grad()
+        out, _ = layer(x)
+        out.pow(2).mean().backward()
+        opt.step()
+
+    step()
+    pooled = sk._POOL.bytes
+    assert pooled > 0
+    tracemalloc.start()
+    try:
+        step()
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            step()
+        growth = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert sk._POOL.bytes == pooled
+    assert growth < 64 * 1024
+
+
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("steps", [63, 64])
 def test_lstm_at_power_of_two_strides_matches_torch(batch_first, steps):
