@@ -238,7 +238,7 @@ class _Recurrent(_FusedNode):
     def _output(self, xp, out):
         """The output handed to the caller: a new array in its layout (the kernel keeps the
         states it saved for the backward to itself)."""
-        return xp.ascontiguousarray(out.swapaxes(0, 1)) if self.batch_first else out.copy()
+        return _caller_layout(xp, out, self.batch_first) if self.batch_first else out.copy()
 
     def _input_grad(self, xp, flat, w_ih):
         """``dx`` in the caller's layout from the time-major gate gradients ``flat``."""
@@ -273,8 +273,7 @@ def _steps_to_hidden_major(xp, a, batch_first: bool, out) -> None:
     cache line. Here batch-first input first becomes time-major (whole feature rows move),
     then each step is one small transpose of a contiguous block that stays in L1.
     """
-    if batch_first:
-        a = xp.ascontiguousarray(a.swapaxes(0, 1))
+    a = _time_major(xp, a, batch_first)
     for t in range(a.shape[0]):
         out[t] = a[t].T
 
@@ -287,7 +286,7 @@ def _hidden_major_to_steps(xp, a, batch_first: bool):
     out = xp.empty((n_t, n_b, n_f), a.dtype)
     for t in range(n_t):
         out[t] = a[:, t].T
-    return xp.ascontiguousarray(out.swapaxes(0, 1)) if batch_first else out
+    return _caller_layout(xp, out, batch_first)
 
 
 def _lstm_gates(gt, n_h: int) -> tuple:
